@@ -1,0 +1,1 @@
+"""Priors (role ``prior``): score-distillation guidance on rendered object channels."""
