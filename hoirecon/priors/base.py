@@ -47,7 +47,8 @@ class Prior(Protocol):
 def check_channels(object_channels: torch.Tensor, hand_condition: torch.Tensor) -> None:
     """Raise ValueError unless both tensors follow the layout above and agree in size."""
     if object_channels.ndim != 4 or object_channels.shape[1] != len(OBJECT_CHANNELS):
-        raise ValueError(f"object_channels must be (B, {len(OBJECT_CHANNELS)}, H, W), got {tuple(object_channels.shape)}")
+        n = len(OBJECT_CHANNELS)
+        raise ValueError(f"object_channels must be (B, {n}, H, W), got {tuple(object_channels.shape)}")
     if hand_condition.ndim != 4 or hand_condition.shape[1] != len(HAND_CHANNELS):
         raise ValueError(f"hand_condition must be (B, {len(HAND_CHANNELS)}, H, W), got {tuple(hand_condition.shape)}")
     if object_channels.shape[0] != hand_condition.shape[0] or object_channels.shape[2:] != hand_condition.shape[2:]:

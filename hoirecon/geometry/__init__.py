@@ -1,0 +1,1 @@
+"""Rigid transforms, pinhole cameras, rays and projection (OpenCV convention, metres)."""
