@@ -157,7 +157,7 @@ def validate(cfg: DictConfig | Mapping[str, Any], schema: type[T], registry: Any
     if registry is None:
         from hoirecon.registry import REGISTRY as registry
     tree = _plain(cfg)
-    config = make_config(schema, tree, component=f"the {schema.__name__} schema")
+    config = make_config(schema, tree, component=f"the {getattr(schema, 'NAME', schema.__name__)} config")
     registry.load_modules(getattr(config, "plugins", ()) or ())
     for path, role in getattr(schema, "COMPONENTS", {}).items():
         section = _lookup(tree, path)

@@ -32,3 +32,11 @@ class DataError(HoireconError):
 
 class NotBuiltError(HoireconError):
     """A capability the CLI advertises that is not implemented yet (exit code 2)."""
+
+
+class HoireconWarning(UserWarning):
+    """A warning meant for the user; the CLI prints it as one line."""
+
+
+class PluginLoadWarning(HoireconWarning):
+    """An installed plugin failed to import or register."""

@@ -32,7 +32,7 @@ from dataclasses import dataclass, is_dataclass
 from types import ModuleType
 from typing import Any
 
-from hoirecon.errors import PluginError, RegistryError
+from hoirecon.errors import PluginError, PluginLoadWarning, RegistryError
 
 ROLES: tuple[str, ...] = (
     "sdf",
@@ -49,10 +49,6 @@ ROLES: tuple[str, ...] = (
 BUILTIN_MODULES: tuple[str, ...] = ("hoirecon.priors.none",)
 
 ENTRY_POINT_GROUP = "hoirecon.plugins"
-
-
-class PluginLoadWarning(UserWarning):
-    """Emitted when an installed plugin fails to import or register."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +165,7 @@ class Registry:
 
     # -- lookup ---------------------------------------------------------------------------------
 
-    def get(self, role: str, name: str) -> Entry:
+    def get(self, role: str, name: str, where: str | None = None) -> Entry:
         if role not in self._entries:
             raise RegistryError(f"unknown role '{role}'; roles: {', '.join(ROLES)}")
         self.load_builtins()
@@ -178,7 +174,8 @@ class Registry:
         entry = self._entries[role].get(name)
         if entry is None:
             known = ", ".join(sorted(self._entries[role])) or "(none)"
-            message = f"unknown {role} '{name}'; known {role} names: {known}"
+            prefix = f"{where}: " if where else ""
+            message = f"{prefix}unknown {role} '{name}'; known {role} names: {known}"
             if self.failed_plugins:
                 failed = "; ".join(f"{label}: {err}" for label, err in self.failed_plugins.items())
                 message += f"; plugins that failed to load: {failed}"
@@ -198,7 +195,7 @@ class Registry:
         from hoirecon.config import make_config  # local: config imports nothing from here
 
         name, values = _split_type(role, cfg, where)
-        entry = self.get(role, name)
+        entry = self.get(role, name, where)
         label = f"{role} '{name}' ({_qualname(entry.obj)})"
         return make_config(entry.obj.Config, values, component=label, where=where)
 

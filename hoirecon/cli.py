@@ -1,0 +1,191 @@
+"""The ``hoirecon`` command line.
+
+Every subcommand has ``--help``. A user's mistake is one ``error:`` line (plus a ``hint:`` line when
+there is something to suggest) and exit code 1; ``--debug`` shows the traceback instead. Usage
+errors and capabilities that are not built yet exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hoirecon import __version__
+from hoirecon.errors import HoireconError, NotBuiltError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and a hint instead of the usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        print(f"hint: {self.prog} --help", file=sys.stderr)
+        raise SystemExit(2)
+
+
+# -- handlers -------------------------------------------------------------------------------------
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from hoirecon.registry import REGISTRY, ROLES
+
+    REGISTRY.load_all()
+    roles = [args.role] if args.role else list(ROLES)
+    for role in roles:
+        if role not in ROLES:
+            raise HoireconError(f"unknown role '{role}'; roles: {', '.join(ROLES)}")
+        print(role)
+        entries = REGISTRY.entries(role)
+        if not entries:
+            print("  (none yet)")
+        width = max((len(e.name) for e in entries), default=0)
+        for entry in entries:
+            print(f"  {entry.name:<{width}}  {entry.source}")
+    if REGISTRY.failed_plugins:
+        print("plugins that failed to load")
+        for label, err in REGISTRY.failed_plugins.items():
+            print(f"  {label}: {err}")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from hoirecon.doctor import report
+    from hoirecon.registry import REGISTRY
+
+    rows = report()
+    REGISTRY.load_all()
+    failed = REGISTRY.failed_plugins
+    rows.append(("plugins failed", "none" if not failed else "; ".join(f"{k}: {v}" for k, v in failed.items())))
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    return 0
+
+
+def _fit_config(args: argparse.Namespace):  # noqa: ANN202 - returns (DictConfig, FitConfig)
+    from hoirecon.config import compose, validate
+    from hoirecon.schema import FitConfig
+
+    if args.resume:
+        path = Path(args.resume) / "config.yaml"
+        if not path.is_file():
+            raise HoireconError(f"{args.resume}: not a run folder (no config.yaml)")
+    elif args.config:
+        path = Path(args.config)
+    else:
+        raise HoireconError("fit needs --config FILE or --resume RUN_DIR", hint="hoirecon fit --help")
+    cfg = compose(path, args.overrides)
+    return cfg, validate(cfg, FitConfig)
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    _fit_config(args)
+    raise NotBuiltError("fit: the config is valid, but per-clip fitting is not built yet")
+
+
+def _not_built(what: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        raise NotBuiltError(f"{what} is not built yet")
+
+    return handler
+
+
+# -- parser ---------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and warnings")
+
+    parser = _Parser(
+        prog="hoirecon",
+        description="Reconstruct a hand-held object and the hand from a short monocular clip.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"hoirecon {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def add(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("fit", "fit one clip: object SDF, hands, hand-object pose, cameras", _cmd_fit)
+    p.add_argument("--config", help="YAML config (see configs/fit/)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. trainer.max_steps=500")
+
+    p = add("train-prior", "train the diffusion prior on synthetic renders", _not_built("train-prior"))
+    p.add_argument("--config", required=True, help="YAML config (see configs/prior/)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides")
+
+    p = add("synth", "make synthetic clips and prior-training data", _not_built("synth"))
+    p.add_argument("what", choices=["clip", "split", "prior-data"], help="what to generate")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--category", help="object category (clip)")
+    p.add_argument("--object-mesh", help="use this mesh file as the object (clip)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--preset", help="split preset, e.g. hoi4d-like (split)")
+    p.add_argument("--n", type=int, help="number of samples (prior-data)")
+
+    p = add("data", "check clips and convert other datasets", _not_built("data"))
+    p.add_argument("what", choices=["check", "hoi4d"], help="check a clip, or convert a HOI4D sequence")
+    p.add_argument("path", nargs="?", help="clip folder (check)")
+    p.add_argument("--root", help="HOI4D release root (hoi4d)")
+    p.add_argument("--seq", help="HOI4D sequence id (hoi4d)")
+    p.add_argument("--frames", help="frame range a:b (hoi4d)")
+    p.add_argument("--out", help="output clip folder (hoi4d)")
+
+    p = add("eval", "score a finished run against ground truth", _not_built("eval"))
+    p.add_argument("run_dir", help="run folder")
+    p.add_argument("--gt", help="clip folder with gt/ (default: the run's clip)")
+
+    p = add("compare", "fit a grid of variants over clips and tabulate", _not_built("compare"))
+    p.add_argument("--config", required=True, help="YAML config (see configs/compare/)")
+    p.add_argument("--shard", help="i/n: run only this shard of the grid")
+    p.add_argument("--jobs", type=int, default=1, help="parallel processes")
+
+    p = add("export", "re-extract meshes and poses from a run's checkpoint", _not_built("export"))
+    p.add_argument("run_dir", help="run folder")
+    p.add_argument("--resolution", type=int, default=256, help="marching-cubes grid size")
+    p.add_argument("--format", choices=["obj", "ply", "glb"], default="obj", help="mesh format")
+
+    p = add("list", "list every registered component by role, with where it came from", _cmd_list)
+    p.add_argument("--role", help="only this role")
+
+    add("doctor", "report versions, threads, CUDA/nerfacc/tinycudann and built-in assets", _cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from hoirecon.utils.quiet import quiet_output
+
+    args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    quiet_output(debug)
+    try:
+        return args.handler(args)
+    except NotBuiltError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except HoireconError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

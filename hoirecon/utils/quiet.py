@@ -1,0 +1,34 @@
+"""Quiet output for the CLI: our warnings as one line each, third-party chatter silenced.
+
+Called by ``hoirecon.cli.main`` only; importing hoirecon as a library changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+from hoirecon.errors import HoireconWarning
+
+_NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "diffusers", "smplx")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
+def quiet_output(debug: bool = False) -> None:
+    """Print HoireconWarnings as ``warning: ...`` lines; hide other warnings unless ``debug``."""
+    warnings.showwarning = _show_warning
+    if debug:
+        warnings.simplefilter("default")
+        return
+    warnings.simplefilter("ignore")
+    warnings.simplefilter("always", HoireconWarning)
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    # Lightning's "tip" banners and the TensorFlow notice TensorBoard may print.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("POSSIBLE_USER_WARNING", "off")
