@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from hoirecon.errors import ConfigError
 from hoirecon.utils.io import atomic_write_text
@@ -144,6 +144,10 @@ def make_config(cls: type[T], values: Mapping[str, Any] | None, component: str, 
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+        if isinstance(exc, ConfigKeyError) and key:
+            message = _omegaconf_message(exc)
+            suggestion = message[message.find("Did you mean") :] if "Did you mean" in message else ""
+            raise ConfigError(f"unknown key '{prefix}{key}' for {component}. {suggestion}".strip()) from None
         where_key = f"'{prefix}{key}' " if key else ""
         raise ConfigError(f"bad value {where_key}for {component}: {_omegaconf_message(exc)}") from None
 

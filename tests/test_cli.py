@@ -1,0 +1,130 @@
+"""CLI: help everywhere, list, doctor, one-line errors with the right exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hoirecon.cli import build_parser, main
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = str(REPO / "configs" / "fit" / "demo.yaml")
+SUBCOMMANDS = ["fit", "train-prior", "synth", "data", "eval", "compare", "export", "list", "doctor"]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's --help / usage errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_every_subcommand_is_registered():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert list(sub.choices) == SUBCOMMANDS
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help(capsys, command):
+    code, out, _ = run(capsys, command, "--help")
+    assert code == 0
+    assert out.startswith(f"usage: hoirecon {command}")
+
+
+def test_list_shows_every_role_with_sources(capsys):
+    from hoirecon.registry import ROLES
+
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    for role in ROLES:
+        assert f"\n{role}\n" in f"\n{out}"
+    assert "none" in out and "built-in" in out
+    assert "mask-area  plugin hoirecon-example (example = hoirecon_example)" in out
+    code, out, _ = run(capsys, "list", "--role", "prior")
+    assert out.splitlines()[0] == "prior"
+    code, _, err = run(capsys, "list", "--role", "shapes")
+    assert code == 1 and err.startswith("error: unknown role 'shapes'")
+
+
+def test_doctor_reports_versions_and_backends(capsys):
+    import torch
+
+    code, out, _ = run(capsys, "doctor")
+    assert code == 0
+    lines = dict(line.split(None, 1) for line in out.splitlines() if not line.startswith(("cpu", "torch threads")))
+    assert lines["torch"].strip() == torch.__version__
+    assert "nerfacc cuda" in out and "tinycudann" in out and "built-in hand" in out
+    assert not any(Path.home().glob(".cache/torch_extensions/*/nerfacc_cuda")), "doctor must not build nerfacc"
+
+
+def test_unknown_subcommand_is_one_line_and_exit_2(capsys):
+    code, out, err = run(capsys, "fitt")
+    assert code == 2 and out == ""
+    assert err.splitlines()[0].startswith("error: hoirecon: argument COMMAND: invalid choice: 'fitt'")
+    assert err.splitlines()[1] == "hint: hoirecon --help"
+
+
+def test_unknown_override_key_names_it(capsys):
+    code, out, err = run(capsys, "fit", "--config", DEMO, "foo.bar=1")
+    assert code == 1 and out == ""
+    assert err.splitlines() == [
+        "error: unknown key 'foo' for the fit config; known keys: plugins, clip, run_dir, category, prior, trainer"
+    ]
+
+
+def test_bad_override_value_and_component(capsys):
+    code, _, err = run(capsys, "fit", "--config", DEMO, "trainer.max_steps=lots")
+    assert code == 1 and "'trainer.max_steps'" in err and len(err.splitlines()) == 1
+    code, _, err = run(capsys, "fit", "--config", DEMO, "prior.type=nope")
+    assert code == 1 and err.startswith("error: prior: unknown prior 'nope'; known prior names:")
+    code, _, err = run(capsys, "fit", "--config", DEMO, "prior.weight=2")  # 'none' has no weight
+    assert code == 1 and "unknown key 'prior.weight' for prior 'none'" in err
+
+
+def test_fit_without_config_and_missing_files(capsys, tmp_path):
+    code, _, err = run(capsys, "fit")
+    assert code == 1 and err.splitlines()[0] == "error: fit needs --config FILE or --resume RUN_DIR"
+    code, _, err = run(capsys, "fit", "--config", str(tmp_path / "missing.yaml"))
+    assert code == 1 and "missing.yaml: config file not found" in err
+    code, _, err = run(capsys, "fit", "--resume", str(tmp_path))
+    assert code == 1 and "not a run folder (no config.yaml)" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train-prior", "--config", "x.yaml"],
+        ["synth", "clip", "--out", "x"],
+        ["data", "check", "x"],
+        ["eval", "run"],
+        ["compare", "--config", "x.yaml"],
+        ["export", "run"],
+    ],
+)
+def test_unbuilt_commands_say_so_and_exit_2(capsys, argv, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [f"error: {argv[0]} is not built yet"]
+    assert list(tmp_path.iterdir()) == []  # no fake output
+
+
+def test_debug_shows_the_traceback(capsys):
+    from hoirecon.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        main(["fit", "--config", DEMO, "foo=1", "--debug"])
+
+
+def test_console_script_runs():
+    exe = Path(sys.executable).with_name("hoirecon")  # installed beside the interpreter by `pip install -e .`
+    assert exe.is_file()
+    result = subprocess.run([exe, "fit", "--config", DEMO, "foo.bar=1"], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and "'foo'" in result.stderr
