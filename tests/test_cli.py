@@ -128,3 +128,27 @@ def test_console_script_runs():
     assert result.returncode == 1
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and "'foo'" in result.stderr
+
+
+def test_list_and_doctor_report_a_broken_plugin(capsys, monkeypatch):
+    import hoirecon.registry as registry_module
+    from hoirecon.registry import BUILTIN_MODULES, Registry
+
+    class BrokenEntryPoint:
+        name, value = "broken", "broken_plugin_pkg"
+        dist = type("Dist", (), {"name": "hoirecon-broken"})()
+
+        def load(self):
+            raise ImportError("No module named 'torch_scatter'")
+
+    fresh = Registry(BUILTIN_MODULES, find_entry_points=lambda group: [BrokenEntryPoint()])
+    monkeypatch.setattr(registry_module, "REGISTRY", fresh)
+    code, out, err = run(capsys, "list")
+    assert code == 0
+    assert "warning: hoirecon plugin hoirecon-broken (broken = broken_plugin_pkg) failed to load" in err
+    assert out.splitlines()[-2:] == [
+        "plugins that failed to load",
+        "  hoirecon-broken (broken = broken_plugin_pkg): ImportError: No module named 'torch_scatter'",
+    ]
+    code, out, _ = run(capsys, "doctor")
+    assert "plugins failed  hoirecon-broken (broken = broken_plugin_pkg): ImportError" in out
