@@ -87,6 +87,18 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     raise NotBuiltError("fit: the config is valid, but per-clip fitting is not built yet")
 
 
+def _cmd_data(args: argparse.Namespace) -> int:
+    if args.what == "check":
+        from hoirecon.data.check import check
+
+        if not args.path:
+            raise HoireconError("data check needs a clip folder", hint="hoirecon data check CLIP")
+        ok, lines = check(args.path)
+        print("\n".join(lines))
+        return 0 if ok else 1
+    raise NotBuiltError(f"data {args.what} is not built yet")
+
+
 def _not_built(what: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
         raise NotBuiltError(f"{what} is not built yet")
@@ -133,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="split preset, e.g. hoi4d-like (split)")
     p.add_argument("--n", type=int, help="number of samples (prior-data)")
 
-    p = add("data", "check clips and convert other datasets", _not_built("data"))
+    p = add("data", "check clips and convert other datasets", _cmd_data)
     p.add_argument("what", choices=["check", "hoi4d"], help="check a clip, or convert a HOI4D sequence")
     p.add_argument("path", nargs="?", help="clip folder (check)")
     p.add_argument("--root", help="HOI4D release root (hoi4d)")

@@ -46,7 +46,11 @@ ROLES: tuple[str, ...] = (
 )
 
 # The one explicit list of modules that register built-in components.
-BUILTIN_MODULES: tuple[str, ...] = ("hoirecon.priors.none",)
+BUILTIN_MODULES: tuple[str, ...] = (
+    "hoirecon.priors.none",
+    "hoirecon.data.formats.hoirecon",
+    "hoirecon.data.formats.diffhoi",
+)
 
 ENTRY_POINT_GROUP = "hoirecon.plugins"
 

@@ -1,0 +1,259 @@
+"""hoirecon's own clip layout (docs/data.md), read and written.
+
+```
+clip/
+  meta.yaml                 category, fps, image_size [H, W], source, units: m
+  images/000000.png ...     RGB
+  masks/hand/000000.png     binary 0/255
+  masks/object/000000.png   binary 0/255
+  cameras.npz               K (N,3,3) or (3,3); optional T_cam_from_hand (N,4,4)
+  hands.npz                 optional: hand_pose (N,45), betas (10,), global_orient (N,3), transl (N,3)
+  gt/object.obj             optional, object frame, metres
+  gt/poses.npz              optional: T_cam_from_obj, T_hand_from_obj, T_cam_from_hand (N,4,4)
+  gt/hands.npz              optional, as hands.npz
+```
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import trimesh
+import yaml
+
+from hoirecon.data.clip import Clip, ClipGT, HandParams, Report, finish
+from hoirecon.data.images import list_frames, match_frames, read_mask, read_rgb
+from hoirecon.errors import DataError
+from hoirecon.registry import register
+
+HAND_KEYS = ("hand_pose", "betas", "global_orient", "transl")
+GT_POSE_KEYS = ("T_cam_from_obj", "T_hand_from_obj", "T_cam_from_hand")
+
+
+def read_npz(report: Report, path: Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:
+    """All arrays of an .npz, or None after reporting a missing file, a bad archive or missing keys."""
+    if not path.is_file():
+        report.error(f"{path}: file not found")
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: np.asarray(data[key]) for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        report.error(f"{path}: unreadable .npz ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+        return None
+    missing = [key for key in required if key not in arrays]
+    if missing:
+        report.error(f"{path}: missing key(s) {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'none'})")
+        return None
+    return arrays
+
+
+def read_mesh(report: Report, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(vertices (V,3) float32, faces (F,3) int64) of a mesh file, or None after reporting why not."""
+    try:
+        mesh = trimesh.load(path, force="mesh", process=False)
+    except Exception as exc:  # noqa: BLE001 - any parser failure is the file's problem
+        report.error(f"{path}: unreadable mesh ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+        return None
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+        report.error(f"{path}: no triangles in the mesh")
+        return None
+    vertices = np.asarray(mesh.vertices, dtype=np.float32)
+    if not np.isfinite(vertices).all():
+        report.error(f"{path}: mesh has NaN/inf vertices")
+        return None
+    return vertices, np.asarray(mesh.faces, dtype=np.int64)
+
+
+def hands_from_arrays(arrays: dict[str, np.ndarray]) -> HandParams:
+    betas = np.asarray(arrays["betas"], dtype=np.float32)
+    if betas.ndim == 2:  # per-frame betas: the clip shares one shape
+        betas = betas.mean(axis=0)
+    return HandParams(
+        hand_pose=np.asarray(arrays["hand_pose"], dtype=np.float32),
+        betas=betas,
+        global_orient=np.asarray(arrays["global_orient"], dtype=np.float32),
+        transl=np.asarray(arrays["transl"], dtype=np.float32),
+    )
+
+
+def load_frames(
+    report: Report, image_dir: Path, hand_dir: Path, object_dir: Path
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray] | None:
+    """Frames present in all three folders, as (names, images, hand masks, object masks)."""
+    images = list_frames(report, image_dir, "images")
+    hands = list_frames(report, hand_dir, "hand masks")
+    objects = list_frames(report, object_dir, "object masks")
+    if images:
+        for masks, folder in ((hands, hand_dir), (objects, object_dir)):
+            if masks:
+                match_frames(report, images, masks, image_dir, folder)
+    report.raise_if_errors()
+    names = sorted(images)
+    rgb, hand, obj = [], [], []
+    size = None
+    for name in names:
+        image = read_rgb(report, images[name])
+        if image is not None:
+            if size is None:
+                size = image.shape[:2]
+            elif image.shape[:2] != size:
+                report.error(
+                    f"{images[name]}: image is {image.shape[1]}x{image.shape[0]}, the first is {size[1]}x{size[0]}"
+                )
+                image = None
+        rgb.append(image)
+        hand.append(read_mask(report, hands[name], size if image is not None else None))
+        obj.append(read_mask(report, objects[name], size if image is not None else None))
+    report.raise_if_errors()
+    return names, np.stack(rgb), np.stack(hand), np.stack(obj)
+
+
+@register("clip_format", "hoirecon")
+class HoireconFormat:
+    """The project's own layout; what `hoirecon synth` writes and other formats convert to."""
+
+    @dataclass
+    class Config:
+        pass
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+
+    @staticmethod
+    def detect(path: Path) -> bool:
+        return (Path(path) / "meta.yaml").is_file()
+
+    def load(self, path: str | Path) -> Clip:
+        path = Path(path)
+        report = Report(path)
+        if not path.is_dir():
+            report.error(f"{path}: clip folder not found")
+            report.raise_if_errors()
+        meta = self._read_meta(report, path / "meta.yaml")
+        cameras = read_npz(report, path / "cameras.npz", required=("K",))
+        report.raise_if_errors()
+        names, images, hand_masks, object_masks = load_frames(
+            report, path / "images", path / "masks" / "hand", path / "masks" / "object"
+        )
+        n = len(names)
+        K = np.asarray(cameras["K"], dtype=np.float64)
+        if K.shape == (3, 3):
+            K = np.broadcast_to(K, (n, 3, 3)).copy()
+        T_cam_from_hand = cameras.get("T_cam_from_hand")
+        hands = None
+        if (path / "hands.npz").is_file():
+            arrays = read_npz(report, path / "hands.npz", required=HAND_KEYS)
+            hands = hands_from_arrays(arrays) if arrays is not None else None
+        gt = self._read_gt(report, path / "gt", n)
+        report.raise_if_errors()
+        clip = Clip(
+            path=path,
+            frame_names=names,
+            images=images,
+            hand_masks=hand_masks,
+            object_masks=object_masks,
+            K=K.astype(np.float32),
+            category=str(meta.get("category", "")),
+            fps=float(meta.get("fps", 30.0)),
+            source=str(meta.get("source", "")),
+            T_cam_from_hand=None if T_cam_from_hand is None else T_cam_from_hand.astype(np.float32),
+            hands=hands,
+            gt=gt,
+        )
+        return finish(report, clip)
+
+    @staticmethod
+    def _read_meta(report: Report, path: Path) -> dict:
+        if not path.is_file():
+            report.error(f"{path}: file not found")
+            return {}
+        try:
+            meta = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            report.error(f"{path}: invalid YAML ({str(exc).splitlines()[0]})")
+            return {}
+        if not isinstance(meta, dict):
+            report.error(f"{path}: expected a mapping")
+            return {}
+        units = meta.get("units", "m")
+        if units != "m":
+            report.error(f"{path}: units must be 'm' (metres), got {units!r}")
+        return meta
+
+    @staticmethod
+    def _read_gt(report: Report, gt_dir: Path, n: int) -> ClipGT | None:
+        if not gt_dir.is_dir():
+            return None
+        gt = ClipGT()
+        if (gt_dir / "object.obj").is_file():
+            mesh = read_mesh(report, gt_dir / "object.obj")
+            if mesh is not None:
+                gt.object_vertices, gt.object_faces = mesh
+        if (gt_dir / "poses.npz").is_file():
+            poses = read_npz(report, gt_dir / "poses.npz") or {}
+            for key in GT_POSE_KEYS:
+                if key in poses:
+                    setattr(gt, key, poses[key].astype(np.float32))
+        if (gt_dir / "hands.npz").is_file():
+            arrays = read_npz(report, gt_dir / "hands.npz", required=HAND_KEYS)
+            gt.hands = hands_from_arrays(arrays) if arrays is not None else None
+        return gt
+
+
+def write_clip(clip: Clip, path: str | Path, overwrite: bool = False) -> Path:
+    """Write ``clip`` in hoirecon's layout, atomically: a temporary folder renamed into place."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise DataError(f"{path}: already exists (pass overwrite to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        _write_contents(clip, tmp)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return path
+
+
+def _write_contents(clip: Clip, root: Path) -> None:
+    h, w = clip.image_size
+    meta = {"category": clip.category, "fps": clip.fps, "image_size": [h, w], "source": clip.source, "units": "m"}
+    (root / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    for sub in ("images", "masks/hand", "masks/object"):
+        (root / sub).mkdir(parents=True)
+    for i, name in enumerate(clip.frame_names):
+        iio.imwrite(root / "images" / f"{name}.png", clip.images[i])
+        iio.imwrite(root / "masks" / "hand" / f"{name}.png", clip.hand_masks[i].astype(np.uint8) * 255)
+        iio.imwrite(root / "masks" / "object" / f"{name}.png", clip.object_masks[i].astype(np.uint8) * 255)
+    cameras = {"K": clip.K}
+    if clip.T_cam_from_hand is not None:
+        cameras["T_cam_from_hand"] = clip.T_cam_from_hand
+    np.savez(root / "cameras.npz", **cameras)
+    if clip.hands is not None:
+        np.savez(root / "hands.npz", **{key: getattr(clip.hands, key) for key in HAND_KEYS})
+    if clip.gt is not None:
+        gt_dir = root / "gt"
+        gt_dir.mkdir()
+        gt = clip.gt
+        if gt.object_vertices is not None:
+            trimesh.Trimesh(gt.object_vertices, gt.object_faces, process=False).export(gt_dir / "object.obj")
+        poses = {key: getattr(gt, key) for key in GT_POSE_KEYS if getattr(gt, key) is not None}
+        if poses:
+            np.savez(gt_dir / "poses.npz", **poses)
+        if gt.hands is not None:
+            np.savez(gt_dir / "hands.npz", **{key: getattr(gt.hands, key) for key in HAND_KEYS})
