@@ -93,7 +93,12 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
         if not args.path:
             raise HoireconError("data check needs a clip folder", hint="hoirecon data check CLIP")
-        ok, lines = check(args.path)
+        clip_format: str | dict = "auto"
+        if args.format:
+            from hoirecon.config import parse_overrides
+
+            clip_format = {"type": args.format[0], **parse_overrides(args.format[1:])}
+        ok, lines = check(args.path, clip_format)
         print("\n".join(lines))
         return 0 if ok else 1
     raise NotBuiltError(f"data {args.what} is not built yet")
@@ -148,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("data", "check clips and convert other datasets", _cmd_data)
     p.add_argument("what", choices=["check", "hoi4d"], help="check a clip, or convert a HOI4D sequence")
     p.add_argument("path", nargs="?", help="clip folder (check)")
+    p.add_argument(
+        "--format",
+        nargs="+",
+        metavar="ARG",
+        help="clip format and its settings, e.g. --format folder fov_degrees=60 (check; default: detected)",
+    )
     p.add_argument("--root", help="HOI4D release root (hoi4d)")
     p.add_argument("--seq", help="HOI4D sequence id (hoi4d)")
     p.add_argument("--frames", help="frame range a:b (hoi4d)")

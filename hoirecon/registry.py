@@ -50,6 +50,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "hoirecon.priors.none",
     "hoirecon.data.formats.hoirecon",
     "hoirecon.data.formats.diffhoi",
+    "hoirecon.data.formats.folder",
 )
 
 ENTRY_POINT_GROUP = "hoirecon.plugins"

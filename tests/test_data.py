@@ -332,3 +332,65 @@ def test_fit_error_mentions_how_many_more_problems(clip_dir):
     with pytest.raises(ClipError) as info:
         load_quietly(clip_dir)
     assert info.value.hint == f"1 more problem(s): run `hoirecon data check {clip_dir}`"
+
+
+# -- the folder format ----------------------------------------------------------------------------
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = 10) -> Path:
+    """Lossless (FFV1) video, so decoded frames equal the written ones."""
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("ffv1", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "bgr0"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_folder_format_from_images_with_fov(clip_dir):
+    ref = make_clip()
+    for f in ("meta.yaml", "cameras.npz", "hands.npz"):
+        (clip_dir / f).unlink()
+    clip = load_quietly(clip_dir, {"type": "folder", "fov_degrees": 90.0, "category": "Mug"})
+    np.testing.assert_array_equal(clip.images, ref.images)
+    np.testing.assert_array_equal(clip.hand_masks, ref.hand_masks)
+    assert clip.K[0, 0, 0] == pytest.approx(W / 2) and clip.K[0, 0, 2] == pytest.approx((W - 1) / 2)
+    assert clip.category == "mug" and clip.hands is None and clip.T_cam_from_hand is None
+    K = [[60.0, 0.0, 20.0], [0.0, 60.0, 16.0], [0.0, 0.0, 1.0]]
+    clip = load_quietly(clip_dir, {"type": "folder", "K": K, "stride": 2})
+    assert clip.frame_names == ["000000", "000002"] and clip.K[1, 0, 0] == 60.0
+    with pytest.raises(ClipError, match="needs K \\(3x3\\) or fov_degrees"):
+        load_quietly(clip_dir, {"type": "folder"})
+
+
+def test_folder_format_from_videos(tmp_path):
+    ref = make_clip(n=5)
+    folder = tmp_path / "video_clip"
+    folder.mkdir()
+    write_video(folder / "rgb.mkv", ref.images)
+    write_video(folder / "hand.mkv", np.repeat(ref.hand_masks[..., None] * np.uint8(255), 3, axis=3))
+    (folder / "obj").mkdir()
+    for i in range(5):
+        iio.imwrite(folder / "obj" / f"{i:03d}.png", ref.object_masks[i].astype(np.uint8) * 255)
+    cfg = {"type": "folder", "images": "rgb.mkv", "hand_masks": "hand.mkv", "object_masks": "obj", "fov_degrees": 60}
+    clip = load_quietly(folder, cfg)
+    assert len(clip) == 5 and clip.fps == 10.0
+    np.testing.assert_array_equal(clip.images, ref.images)
+    np.testing.assert_array_equal(clip.hand_masks, ref.hand_masks)
+    np.testing.assert_array_equal(clip.object_masks, ref.object_masks)
+    (folder / "broken.mp4").write_bytes(b"\x00" * 100)
+    with pytest.raises(ClipError, match="broken.mp4: unreadable video"):
+        load_quietly(folder, {**cfg, "images": "broken.mp4"})
+
+
+def test_data_check_with_an_explicit_format(clip_dir, capsys):
+    assert main(["data", "check", str(clip_dir), "--format", "folder", "fov_degrees=70", "category=bottle"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"clip       {clip_dir} (folder)" and out[2] == "category   bottle (known to the prior)"
+    assert main(["data", "check", str(clip_dir), "--format", "folder", "fov_degree=70"]) == 1
+    assert "unknown key 'clip_format.fov_degree' for clip_format 'folder'" in capsys.readouterr().err

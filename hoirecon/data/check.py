@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,14 +60,16 @@ def summarize(clip: Clip, fmt: str) -> list[str]:
     return lines
 
 
-def check(path: str | Path) -> tuple[bool, list[str]]:
+def check(path: str | Path, clip_format: str | Mapping[str, Any] = "auto") -> tuple[bool, list[str]]:
     """(ok, lines to print) for the clip at ``path``."""
     path = Path(path)
-    fmt = detect_format(path)
+    if clip_format == "auto":
+        clip_format = detect_format(path)
+    fmt = clip_format if isinstance(clip_format, str) else clip_format["type"]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # they are printed below, once
-            clip = load_clip(path, fmt)
+            clip = load_clip(path, clip_format)
     except ClipError as exc:
         report = exc.report
         lines = [f"{path} ({fmt}): {len(report.errors)} problem(s)"]
