@@ -101,7 +101,23 @@ def _cmd_data(args: argparse.Namespace) -> int:
         ok, lines = check(args.path, clip_format)
         print("\n".join(lines))
         return 0 if ok else 1
-    raise NotBuiltError(f"data {args.what} is not built yet")
+    return _convert_hoi4d(args)
+
+
+def _convert_hoi4d(args: argparse.Namespace) -> int:
+    from hoirecon.data.formats.hoirecon import write_clip
+    from hoirecon.registry import REGISTRY
+
+    missing = [flag for flag in ("root", "seq", "out") if not getattr(args, flag)]
+    if missing:
+        raise HoireconError(f"data hoi4d needs --{', --'.join(missing)}", hint="hoirecon data hoi4d --help")
+    if Path(args.out).exists():
+        raise HoireconError(f"{args.out}: already exists; choose a new --out folder")
+    cfg = {"type": "hoi4d", "root": args.root, "frames": args.frames or "0:", "size": args.size}
+    clip = REGISTRY.build("clip_format", cfg).load(args.seq)
+    write_clip(clip, args.out)
+    print(f"wrote {len(clip)} frames of {clip.category or 'an unknown category'} to {args.out}")
+    return 0
 
 
 def _not_built(what: str) -> Handler:
@@ -161,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--root", help="HOI4D release root (hoi4d)")
     p.add_argument("--seq", help="HOI4D sequence id (hoi4d)")
-    p.add_argument("--frames", help="frame range a:b (hoi4d)")
+    p.add_argument("--frames", help="frame range a:b or a:b:step (hoi4d; default all)")
+    p.add_argument("--size", type=int, default=256, help="side of the square cropped frames (hoi4d)")
     p.add_argument("--out", help="output clip folder (hoi4d)")
 
     p = add("eval", "score a finished run against ground truth", _not_built("eval"))

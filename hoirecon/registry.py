@@ -51,6 +51,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "hoirecon.data.formats.hoirecon",
     "hoirecon.data.formats.diffhoi",
     "hoirecon.data.formats.folder",
+    "hoirecon.data.formats.hoi4d",
 )
 
 ENTRY_POINT_GROUP = "hoirecon.plugins"
