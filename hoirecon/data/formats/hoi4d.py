@@ -39,6 +39,7 @@ from hoirecon.data.formats.folder import read_video
 from hoirecon.data.formats.hoirecon import read_mesh
 from hoirecon.data.images import IMAGE_SUFFIXES, read_rgb
 from hoirecon.registry import register
+from hoirecon.utils.interp import fill_missing_rotvecs, fill_missing_rows
 
 #: HOI4D's class index (the C in the sequence id) -> category name of its CAD folder.
 HOI4D_CLASSES: dict[int, str] = {
@@ -341,7 +342,8 @@ class HOI4DFormat:
             return None
         if bad:
             report.warn(f"{hand_dir}: hand poses of frame(s) {short_list(bad)} interpolated from their neighbours")
-            pose, trans = _interpolate_missing(pose), _interpolate_missing(trans)
+            pose = np.concatenate([fill_missing_rotvecs(pose[:, :3]), fill_missing_rows(pose[:, 3:])], axis=1)
+            trans = fill_missing_rows(trans)
         return HandParams(
             hand_pose=pose[:, 3:].copy(),
             betas=np.mean(betas, axis=0).astype(np.float32),
@@ -368,13 +370,3 @@ class HOI4DFormat:
             if b is None:
                 boxes[i] = boxes[min(known, key=lambda j: abs(j - i))]
         return boxes
-
-
-def _interpolate_missing(values: np.ndarray) -> np.ndarray:
-    """Linear interpolation over frames of rows that are NaN (nearest value at the ends)."""
-    out = values.copy()
-    ok = np.isfinite(values).all(axis=1)
-    frames = np.arange(len(values))
-    for c in range(values.shape[1]):
-        out[:, c] = np.interp(frames, frames[ok], values[ok, c])
-    return out
