@@ -52,6 +52,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "hoirecon.data.formats.diffhoi",
     "hoirecon.data.formats.folder",
     "hoirecon.data.formats.hoi4d",
+    "hoirecon.data.synth.objects",
 )
 
 ENTRY_POINT_GROUP = "hoirecon.plugins"

@@ -1,0 +1,1 @@
+"""Synthetic data: procedural objects, grasps, clips and prior-training renders."""
