@@ -1,0 +1,1 @@
+"""Evaluation: shape and hand accuracy (functions and torchmetrics Metrics)."""

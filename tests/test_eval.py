@@ -1,0 +1,88 @@
+"""Metrics on hand-computed cases: identical shapes, known offsets, known scales, hand errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import roma
+import torch
+import trimesh
+
+from hoirecon.eval.geometry import align_points, chamfer, fscore, mpjpe_mm, object_scores
+from hoirecon.eval.metrics import HandMPJPE, ObjectMetrics
+
+
+def plane_grid(step: float = 0.001, n: int = 60) -> np.ndarray:
+    u, v = np.meshgrid(np.arange(n) * step, np.arange(n) * step)
+    return np.stack([u.ravel(), v.ravel(), np.zeros(u.size)], axis=1)
+
+
+def test_identical_shapes_score_perfectly():
+    mesh = trimesh.creation.icosphere(3, radius=0.05)
+    scores = object_scores(mesh, mesh, align="none")
+    assert scores["f@5mm"] == 1.0 and scores["f@10mm"] == 1.0
+    assert scores["chamfer_cm2"] < 0.05  # two independent 10k samples of one sphere: ~1 mm spacing
+
+
+def test_known_offset_gives_known_chamfer_and_fscore():
+    gt = plane_grid()
+    pred = gt + [0.0, 0.0, 0.003]  # every nearest neighbour is exactly 3 mm away
+    c = chamfer(pred, gt)
+    assert c["chamfer_cm2"] == pytest.approx(2 * 0.3**2)  # 2 * (0.3 cm)^2
+    assert c["chamfer_l1_cm"] == pytest.approx(0.6)
+    f = fscore(pred, gt, thresholds=(0.002, 0.005))
+    assert f[0.002] == 0.0 and f[0.005] == 1.0
+
+
+def test_fscore_of_a_half_match():
+    gt = plane_grid()
+    pred = gt.copy()
+    pred[: len(pred) // 2, 2] += 0.05  # half the prediction is far away (precision 0.5, recall ~0.5)
+    f = fscore(pred, gt, thresholds=(0.005,))[0.005]
+    assert 0.45 < f < 0.55
+
+
+def test_alignment_recovers_rotation_translation_and_scale():
+    mesh = trimesh.creation.box((0.04, 0.07, 0.1))
+    gt = trimesh.sample.sample_surface(mesh, 3000, seed=0)[0]
+    R = roma.rotvec_to_rotmat(torch.tensor([0.3, -0.5, 0.8], dtype=torch.float64)).numpy()
+    pred = 1.25 * gt @ R.T + [0.1, -0.2, 0.05]
+    moved, transform = align_points(pred, gt, "similarity")
+    assert transform["scale"] == pytest.approx(0.8, rel=0.03)
+    assert chamfer(moved, gt)["chamfer_cm2"] < 0.01
+    moved, transform = align_points(pred / 1.25, gt, "rigid")
+    assert transform["scale"] == 1.0 and chamfer(moved, gt)["chamfer_cm2"] < 0.01
+    with pytest.raises(ValueError, match="alignment must be one of"):
+        align_points(pred, gt, "affine")
+
+
+def test_mpjpe_conventions():
+    torch.manual_seed(0)
+    gt = torch.randn(3, 21, 3, dtype=torch.float64) * 0.05
+    shifted = gt + torch.tensor([0.01, 0.0, 0.0], dtype=torch.float64)
+    assert mpjpe_mm(shifted, gt, align="root").abs().max() < 1e-9  # root-relative ignores translation
+    R = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.4, 0.0], dtype=torch.float64))
+    similar = 1.1 * gt @ R.T + 0.2
+    assert mpjpe_mm(similar, gt, align="procrustes").max() < 1e-6
+    assert mpjpe_mm(1.1 * gt + 0.2, gt, align="scale_translation").max() < 1e-6
+    noisy = gt.clone()
+    noisy[:, 0] += torch.tensor([0.0, 0.021, 0.0], dtype=torch.float64)  # one joint 21 mm off
+    assert mpjpe_mm(noisy, gt, root=5, align="root") == pytest.approx(torch.full((3,), 1.0, dtype=torch.float64))
+
+
+def test_metric_classes_accumulate():
+    metric = HandMPJPE(root=5)
+    gt = torch.zeros(4, 21, 3)
+    pred = gt.clone()
+    pred[:2, 3, 0] = 0.042  # two frames with one joint 42 mm off: 2 mm mean each
+    metric.update(pred[:2], gt[:2])
+    metric.update(pred[2:], gt[2:])
+    assert metric.compute()["mpjpe_mm[root]"] == pytest.approx(1.0)
+    objects = ObjectMetrics(align="none", n_points=2000)
+    sphere = trimesh.creation.icosphere(3, radius=0.05)
+    objects.update(sphere, sphere)
+    bigger = trimesh.creation.icosphere(3, radius=0.08)  # 30 mm away everywhere: F@5mm = 0
+    objects.update(bigger, sphere)
+    result = objects.compute()
+    assert result["f@5mm[none]"] == pytest.approx(0.5, abs=0.01)
+    assert set(result) == {"f@5mm[none]", "f@10mm[none]", "f@20mm[none]", "chamfer_cm2[none]", "chamfer_l1_cm[none]"}
