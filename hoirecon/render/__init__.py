@@ -1,0 +1,1 @@
+"""Rendering: soft mesh rasteriser (hand), volume rendering (object SDF), depth-ordered compositing."""
