@@ -1,0 +1,50 @@
+"""The fit's loss terms as plain functions (weights and schedules are applied by the fit)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def mask_loss(labels: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Occlusion-aware mask loss: L1 between composited [hand, object] and the one-hot target, (R, 3) each."""
+    per_ray = (labels[:, :2] - target[:, :2]).abs().sum(-1)
+    if weights is not None:
+        return (per_ray * weights).sum() / weights.sum().clamp(min=1e-8)
+    return per_ray.mean()
+
+
+def hand_in_object_loss(
+    hand_alpha: torch.Tensor, hand_target: torch.Tensor, object_target: torch.Tensor
+) -> torch.Tensor:
+    """L1 of the rendered hand mask against the hand mask, counted only on ground-truth object pixels."""
+    inside = object_target > 0.5
+    if not inside.any():
+        return hand_alpha.sum() * 0.0
+    return (hand_alpha[inside] - hand_target[inside]).abs().mean()
+
+
+def contour_chamfer(contour: torch.Tensor, projected: torch.Tensor, scale: float) -> torch.Tensor:
+    """One-directional chamfer from mask-contour points (P, 2) to projected vertices (V, 2), over ``scale`` px."""
+    if len(contour) == 0:
+        return projected.sum() * 0.0
+    return torch.cdist(contour, projected).min(dim=1).values.mean() / scale
+
+
+def eikonal_loss(gradients: torch.Tensor) -> torch.Tensor:
+    """mean (|grad| - 1)^2 over (M, 3) SDF gradients."""
+    return ((gradients.norm(dim=-1) - 1) ** 2).mean()
+
+
+def temporal_loss(joints: torch.Tensor, anchor: int = 5) -> torch.Tensor:
+    """Mean distance between consecutive frames' joints (T, J, 3), each centred on joint ``anchor``."""
+    centred = joints - joints[:, anchor : anchor + 1]
+    return (centred[1:] - centred[:-1]).norm(dim=-1).mean()
+
+
+def mask_contour(mask: torch.Tensor) -> torch.Tensor:
+    """(P, 2) (u, v) of mask pixels touching a non-mask pixel (8-neighbourhood; the image border is outside)."""
+    padded = torch.nn.functional.pad(mask.float()[None, None], (1, 1, 1, 1))
+    neighbours = -torch.nn.functional.max_pool2d(-padded, 3, stride=1)[0, 0]  # erosion (8-neighbourhood)
+    edge = mask & (neighbours < 0.5)
+    v, u = torch.nonzero(edge, as_tuple=True)
+    return torch.stack([u, v], dim=-1).float()
