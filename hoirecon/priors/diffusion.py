@@ -1,0 +1,253 @@
+"""The diffusion prior (role ``prior``, name ``diffusion``): a diffusers UNet over object channels.
+
+The model denoises the object's channels seen from a view next to the hand (amodal mask, normal,
+depth: ``OBJECT_CHANNELS``), given the hand rendered from the same view (``HAND_CHANNELS``,
+concatenated to the input) and the category (a learned class embedding, with one extra "null" class
+for classifier-free guidance). Epsilon prediction with a DDPM schedule from diffusers, the same one in
+training and in score distillation (SDS).
+
+Checkpoints are safetensors files whose metadata holds everything needed to rebuild the model: the
+network config, channel layout, categories and schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hoirecon.config import Schedule
+from hoirecon.data.categories import KNOWN_CATEGORIES, normalize_category
+from hoirecon.errors import DataError, HoireconWarning
+from hoirecon.priors.base import HAND_CHANNELS, OBJECT_CHANNELS, check_channels
+from hoirecon.registry import register
+from hoirecon.utils.io import atomic_path
+
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+DEFAULT_CHECKPOINT = ASSETS_DIR / "prior_diffusion_32.safetensors"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class NetworkConfig:
+    """Shape of the denoiser; saved in every checkpoint."""
+
+    resolution: int = 32
+    block_out_channels: list[int] = field(default_factory=lambda: [48, 96, 96])
+    down_block_types: list[str] = field(default_factory=lambda: ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"])
+    layers_per_block: int = 1
+    norm_num_groups: int = 16
+    categories: list[str] = field(default_factory=lambda: list(KNOWN_CATEGORIES))
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+
+
+class Denoiser(nn.Module):
+    """UNet2DModel + DDPM schedule; ``forward(x_t, condition, t, class_ids) -> predicted noise``.
+
+    x_t (B, 5, H, W), condition (B, 7, H, W), t (B,) long, class_ids (B,) long where
+    ``null_class`` (= number of categories) means "no category".
+    """
+
+    def __init__(self, cfg: NetworkConfig):
+        super().__init__()
+        from diffusers import DDPMScheduler, UNet2DModel  # heavy: only when a prior is built
+
+        self.cfg = cfg
+        up_types = [t.replace("Down", "Up") for t in reversed(cfg.down_block_types)]
+        self.unet = UNet2DModel(
+            sample_size=cfg.resolution,
+            in_channels=len(OBJECT_CHANNELS) + len(HAND_CHANNELS),
+            out_channels=len(OBJECT_CHANNELS),
+            block_out_channels=tuple(cfg.block_out_channels),
+            down_block_types=tuple(cfg.down_block_types),
+            up_block_types=tuple(up_types),
+            layers_per_block=cfg.layers_per_block,
+            norm_num_groups=cfg.norm_num_groups,
+            num_class_embeds=len(cfg.categories) + 1,
+        )
+        self.scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule)
+        self.register_buffer("alphas_cumprod", self.scheduler.alphas_cumprod.float().clone(), persistent=False)
+
+    @property
+    def null_class(self) -> int:
+        return len(self.cfg.categories)
+
+    def class_ids(self, categories: Sequence[str], warn: bool = True) -> torch.Tensor:
+        """Category names -> ids; an unknown name maps to the null class (with a warning)."""
+        index = {c: i for i, c in enumerate(self.cfg.categories)}
+        ids = []
+        for name in categories:
+            key = normalize_category(name)
+            if key not in index and warn:
+                warnings.warn(
+                    f"prior: unknown category '{name}' (known: {', '.join(self.cfg.categories)}); "
+                    "using the unconditional prior",
+                    HoireconWarning,
+                    stacklevel=3,
+                )
+            ids.append(index.get(key, self.null_class))
+        return torch.tensor(ids, dtype=torch.long, device=self.alphas_cumprod.device)
+
+    def forward(
+        self, x_t: torch.Tensor, condition: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor
+    ) -> torch.Tensor:
+        return self.unet(torch.cat([x_t, condition], dim=1), t, class_labels=class_ids).sample
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+
+    def training_loss(
+        self,
+        target: torch.Tensor,
+        condition: torch.Tensor,
+        class_ids: torch.Tensor,
+        p_uncond: float = 0.2,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Epsilon-prediction MSE at random timesteps; the category is dropped with probability ``p_uncond``."""
+        b = target.shape[0]
+        device = target.device
+        t = torch.randint(0, self.cfg.num_train_timesteps, (b,), generator=generator).to(device)
+        noise = torch.randn(target.shape, generator=generator).to(device)
+        drop = torch.rand(b, generator=generator).to(device) < p_uncond
+        class_ids = torch.where(drop, torch.full_like(class_ids, self.null_class), class_ids)
+        return torch.nn.functional.mse_loss(self(self.add_noise(target, noise, t), condition, t, class_ids), noise)
+
+    @torch.no_grad()
+    def guided_noise(
+        self, x_t: torch.Tensor, condition: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor, scale: float
+    ) -> torch.Tensor:
+        """Classifier-free guidance on the category only (the hand condition is never dropped)."""
+        null = torch.full_like(class_ids, self.null_class)
+        both = self(
+            torch.cat([x_t, x_t]), torch.cat([condition, condition]), torch.cat([t, t]), torch.cat([class_ids, null])
+        )
+        cond, uncond = both.chunk(2)
+        return uncond + scale * (cond - uncond)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        condition: torch.Tensor,
+        class_ids: torch.Tensor,
+        steps: int = 50,
+        guidance_scale: float = 2.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Object channels (B, 5, H, W) drawn with DDIM from the same schedule."""
+        from diffusers import DDIMScheduler
+
+        ddim = DDIMScheduler.from_config(self.scheduler.config)
+        ddim.set_timesteps(steps)
+        b, _, h, w = condition.shape
+        x = torch.randn((b, len(OBJECT_CHANNELS), h, w), generator=generator).to(condition.device)
+        for t in ddim.timesteps:
+            tt = torch.full((b,), int(t), dtype=torch.long, device=condition.device)
+            eps = self.guided_noise(x, condition, tt, class_ids, guidance_scale)
+            x = ddim.step(eps, t, x).prev_sample
+        return x.clamp(-1, 1)
+
+
+def save_checkpoint(model: Denoiser, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Weights + everything needed to rebuild the model, as one safetensors file, written atomically."""
+    from safetensors.torch import save_file
+
+    metadata = {
+        "format": "hoirecon-prior",
+        "version": str(FORMAT_VERSION),
+        "network": json.dumps(asdict(model.cfg)),
+        "object_channels": json.dumps(list(OBJECT_CHANNELS)),
+        "hand_channels": json.dumps(list(HAND_CHANNELS)),
+        "extra": json.dumps(extra or {}),
+    }
+    state = {k: v.detach().contiguous().cpu() for k, v in model.unet.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path) -> tuple[Denoiser, dict[str, Any]]:
+    """A Denoiser from a checkpoint, and its extra metadata; errors name the file and the problem."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: prior checkpoint not found", hint="train one with `hoirecon train-prior`")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable prior checkpoint ({exc})") from None
+    if metadata.get("format") != "hoirecon-prior":
+        raise DataError(f"{path}: not a hoirecon prior checkpoint (no 'hoirecon-prior' metadata)")
+    if json.loads(metadata["object_channels"]) != list(OBJECT_CHANNELS) or json.loads(
+        metadata["hand_channels"]
+    ) != list(HAND_CHANNELS):
+        raise DataError(f"{path}: channel layout differs from this version of hoirecon")
+    model = Denoiser(NetworkConfig(**json.loads(metadata["network"])))
+    try:
+        model.unet.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DataError(f"{path}: weights do not match the saved network config ({str(exc).splitlines()[0]})") from None
+    model.eval().requires_grad_(False)
+    return model, json.loads(metadata.get("extra", "{}"))
+
+
+@register("prior", "diffusion")
+class DiffusionPrior:
+    """SDS guidance from a trained Denoiser (frozen: never in the fit's optimiser or checkpoint)."""
+
+    @dataclass
+    class Config:
+        #: Checkpoint file; empty = the one shipped with hoirecon.
+        checkpoint: str = ""
+        guidance_scale: float = 4.0
+        #: SDS weight; a number or a [start_step, v0, v1, end_step] schedule.
+        weight: Any = 0.01
+        t_min: float = 0.02
+        #: Largest timestep fraction; DiffHOI anneals it from 0.98 to 0.5.
+        t_max: Any = field(default_factory=lambda: [0, 0.98, 0.5, 2000])
+        seed: int = 0
+
+    active = True
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.model, self.info = load_checkpoint(cfg.checkpoint or DEFAULT_CHECKPOINT)
+        self.resolution = self.model.cfg.resolution
+        self.weight = Schedule.parse(cfg.weight, "prior.weight")
+        self.t_max = Schedule.parse(cfg.t_max, "prior.t_max")
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+
+    def to(self, device: torch.device | str) -> DiffusionPrior:
+        self.model.to(device)
+        return self
+
+    def sds_loss(
+        self, object_channels: torch.Tensor, hand_condition: torch.Tensor, categories: Sequence[str], step: int
+    ) -> torch.Tensor:
+        """Score distillation: gradient w_sds * w(t) * (eps_hat_cfg - eps) on ``object_channels``."""
+        check_channels(object_channels, hand_condition)
+        x0 = object_channels
+        b, device = x0.shape[0], x0.device
+        T = self.model.cfg.num_train_timesteps
+        lo, hi = int(self.cfg.t_min * T), max(int(self.t_max(step) * T), int(self.cfg.t_min * T) + 1)
+        t = torch.randint(lo, hi, (b,), generator=self.generator).to(device)
+        noise = torch.randn(x0.shape, generator=self.generator).to(device)
+        x_t = self.model.add_noise(x0.detach(), noise, t)
+        eps = self.model.guided_noise(
+            x_t, hand_condition.detach(), t, self.model.class_ids(categories), self.cfg.guidance_scale
+        )
+        abar = self.model.alphas_cumprod[t].view(-1, 1, 1, 1)
+        grad = self.weight(step) * (1 - abar).sqrt() * abar.sqrt() * (eps - noise)
+        target = (x0 - grad).detach()
+        return 0.5 * ((x0 - target) ** 2).sum()  # d/dx0 = grad
