@@ -66,9 +66,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fit_config(args: argparse.Namespace):  # noqa: ANN202 - returns (DictConfig, FitConfig)
+def _run_config(args: argparse.Namespace, schema: type, command: str):  # noqa: ANN202 - (DictConfig, schema)
+    """The config of a run: --config FILE, or a run folder's saved config.yaml (--resume), plus overrides."""
     from hoirecon.config import compose, validate
-    from hoirecon.schema import FitConfig
 
     if args.resume:
         path = Path(args.resume) / "config.yaml"
@@ -77,14 +77,54 @@ def _fit_config(args: argparse.Namespace):  # noqa: ANN202 - returns (DictConfig
     elif args.config:
         path = Path(args.config)
     else:
-        raise HoireconError("fit needs --config FILE or --resume RUN_DIR", hint="hoirecon fit --help")
+        raise HoireconError(f"{command} needs --config FILE or --resume RUN_DIR", hint=f"hoirecon {command} --help")
     cfg = compose(path, args.overrides)
-    return cfg, validate(cfg, FitConfig)
+    if args.resume:  # a resumed run stays in its folder
+        cfg.run_dir = str(args.resume)
+    return cfg, validate(cfg, schema)
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    _fit_config(args)
+    from hoirecon.schema import FitConfig
+
+    _run_config(args, FitConfig, "fit")
     raise NotBuiltError("fit: the config is valid, but per-clip fitting is not built yet")
+
+
+def _cmd_train_prior(args: argparse.Namespace) -> int:
+    from hoirecon.config import save_config
+    from hoirecon.schema import PriorTrainConfig
+
+    cfg, config = _run_config(args, PriorTrainConfig, "train-prior")
+    run_dir = Path(config.run_dir)
+    if not args.resume and (run_dir / "checkpoints").exists():
+        raise HoireconError(
+            f"{run_dir}: already holds a run", hint=f"resume it with --resume {run_dir}, or set run_dir=..."
+        )
+
+    import lightning as L
+
+    from hoirecon.systems.common import configure_threads, last_checkpoint, make_trainer
+    from hoirecon.systems.prior import PriorDataModule, PriorSystem
+
+    configure_threads(config.trainer.threads)
+    L.seed_everything(config.trainer.seed, verbose=False)
+    data = PriorDataModule(config.data, config.network.resolution, seed=config.trainer.seed)
+    system = PriorSystem(config.network, config.train)
+    trainer = make_trainer(
+        config.trainer,
+        run_dir,
+        val_check_interval=config.train.val_every_n_steps,
+        check_val_every_n_epoch=None,
+        limit_val_batches=config.train.val_batches,
+    )
+    if trainer.global_rank == 0:
+        save_config(cfg, run_dir / "config.yaml")
+    trainer.fit(system, datamodule=data, ckpt_path=last_checkpoint(run_dir) if args.resume else None)
+    if trainer.global_rank == 0:
+        path = system.export(run_dir / "prior.safetensors")
+        print(f"prior checkpoint: {path}")
+    return 0
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -153,9 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. trainer.max_steps=500")
 
-    p = add("train-prior", "train the diffusion prior on synthetic renders", _not_built("train-prior"))
-    p.add_argument("--config", required=True, help="YAML config (see configs/prior/)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides")
+    p = add("train-prior", "train the diffusion prior on synthetic renders", _cmd_train_prior)
+    p.add_argument("--config", help="YAML config (see configs/prior/)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. trainer.max_steps=100")
 
     p = add("synth", "make synthetic clips and prior-training data", _not_built("synth"))
     p.add_argument("what", choices=["clip", "split", "prior-data"], help="what to generate")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from hoirecon.priors.diffusion import NetworkConfig
+
 
 @dataclass
 class TrainerSection:
@@ -24,6 +26,9 @@ class TrainerSection:
     checkpoint_every_n_steps: int = 500
     #: "auto" picks CUDA when present, else CPU.
     accelerator: str = "auto"
+    #: Processes (CPU) or GPUs; with more than one, use strategy "ddp".
+    devices: int = 1
+    strategy: str = "auto"
     progress_bar: bool = True
 
 
@@ -46,5 +51,46 @@ class FitConfig:
     trainer: TrainerSection = field(default_factory=TrainerSection)
 
 
+@dataclass
+class PriorDataSection:
+    #: Folder written by `hoirecon synth prior-data`.
+    path: str = "data/prior"
+    #: The last this-many shards are held out for validation.
+    val_shards: int = 1
+    batch_size: int = 8
+    num_workers: int = 0
+
+
+@dataclass
+class PriorTrainSection:
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    #: Probability of dropping the category (classifier-free guidance).
+    p_uncond: float = 0.2
+    val_every_n_steps: int = 500
+    val_batches: int = 16
+    #: Sample grids in TensorBoard every this many steps (0 = never).
+    sample_every_n_steps: int = 1000
+    sample_steps: int = 25
+    guidance_scale: float = 2.0
+
+
+@dataclass
+class PriorTrainConfig:
+    """``hoirecon train-prior``: train the diffusion prior on synthetic renders."""
+
+    NAME: ClassVar[str] = "train-prior"
+    COMPONENTS: ClassVar[dict[str, str]] = {}
+
+    plugins: list[str] = field(default_factory=list)
+    run_dir: str = "runs/prior"
+    data: PriorDataSection = field(default_factory=PriorDataSection)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    train: PriorTrainSection = field(default_factory=PriorTrainSection)
+    trainer: TrainerSection = field(
+        default_factory=lambda: TrainerSection(max_steps=20000, checkpoint_every_n_steps=1000)
+    )
+
+
 #: Which schema validates the files of each folder under configs/.
-SCHEMAS: dict[str, type] = {"fit": FitConfig}
+SCHEMAS: dict[str, type] = {"fit": FitConfig, "prior": PriorTrainConfig}

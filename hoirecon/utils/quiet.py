@@ -12,7 +12,17 @@ import warnings
 
 from hoirecon.errors import HoireconWarning
 
-_NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "diffusers", "smplx")
+# Lightning resets the level of "lightning.pytorch" when it is imported, so its chatty children are
+# named here: their own level survives that import.
+_NOISY_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.accelerators.cuda",
+    "lightning.fabric.utilities.distributed",
+    "lightning.pytorch.utilities.distributed",
+    "diffusers",
+    "smplx",
+)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -28,7 +38,7 @@ def quiet_output(debug: bool = False) -> None:
     warnings.simplefilter("ignore")
     warnings.simplefilter("always", HoireconWarning)
     for name in _NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.WARNING)
     # Lightning's "tip" banners and the TensorFlow notice TensorBoard may print.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("POSSIBLE_USER_WARNING", "off")

@@ -1,0 +1,1 @@
+"""Lightning training loops; the only package that imports Lightning."""

@@ -1,0 +1,64 @@
+"""Trainer construction shared by the fit and prior training: threads, logging, checkpoints, progress."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from hoirecon.schema import TrainerSection
+
+
+def configure_threads(threads: int) -> None:
+    """torch intra-op threads: ``threads`` or, for 0, every core."""
+    torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    path = Path(run_dir) / "checkpoints" / "last.ckpt"
+    return path if path.is_file() else None
+
+
+def make_trainer(cfg: TrainerSection, run_dir: Path, callbacks: list[Callback] = (), **overrides) -> L.Trainer:
+    """A Trainer writing TensorBoard logs to ``run_dir/tb`` and checkpoints to ``run_dir/checkpoints``.
+
+    ``last.ckpt`` is kept for resuming, plus a periodic one every ``checkpoint_every_n_steps``.
+    """
+    run_dir = Path(run_dir)
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="step{step:06d}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=cfg.checkpoint_every_n_steps,
+        save_last=True,
+        save_top_k=-1,
+    )
+    progress: list[Callback] = []
+    if cfg.progress_bar:
+        progress = [
+            RichProgressBar(leave=True) if _is_tty() else TQDMProgressBar(refresh_rate=max(cfg.log_every_n_steps, 1))
+        ]
+    return L.Trainer(
+        default_root_dir=run_dir,
+        max_steps=cfg.max_steps,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        logger=TensorBoardLogger(run_dir, name="tb", version="", default_hp_metric=False),
+        callbacks=[checkpoint, *progress, *callbacks],
+        log_every_n_steps=cfg.log_every_n_steps,
+        enable_progress_bar=cfg.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **overrides,
+    )
+
+
+def _is_tty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()

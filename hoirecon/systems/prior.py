@@ -1,0 +1,109 @@
+"""Prior training: ``PriorSystem`` (LightningModule) and ``PriorDataModule`` over prior-data shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from hoirecon.data.prior_shards import ShardStream, read_index
+from hoirecon.errors import DataError
+from hoirecon.priors.diffusion import Denoiser, NetworkConfig, save_checkpoint
+from hoirecon.schema import PriorDataSection, PriorTrainSection
+
+
+def _collate(batch: list) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    target, condition, category = zip(*batch)
+    return torch.stack(target), torch.stack(condition), list(category)
+
+
+class PriorDataModule(L.LightningDataModule):
+    """Training stream over all shards but the last ``val_shards``; those are the held-out set."""
+
+    def __init__(self, cfg: PriorDataSection, resolution: int, seed: int = 0):
+        super().__init__()
+        self.cfg, self.seed = cfg, seed
+        folder = Path(cfg.path)
+        index = read_index(folder)
+        if index["resolution"] != resolution:
+            raise DataError(f"{folder}: samples are {index['resolution']} px, the network wants {resolution} px")
+        shards = [folder / name for name in sorted(index["shards"])]
+        missing = [s for s in shards if not s.is_file()]
+        if missing:
+            raise DataError(f"{missing[0]}: listed in index.json but missing")
+        if len(shards) <= cfg.val_shards:
+            raise DataError(f"{folder}: {len(shards)} shard(s); need more than data.val_shards = {cfg.val_shards}")
+        split = len(shards) - cfg.val_shards
+        self.train_shards, self.val_shards = shards[:split], shards[split:]
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = self._rank()
+        stream = ShardStream(self.train_shards, seed=self.seed, infinite=True, rank=rank, world_size=world)
+        return DataLoader(stream, batch_size=self.cfg.batch_size, num_workers=self.cfg.num_workers, collate_fn=_collate)
+
+    def val_dataloader(self) -> DataLoader:
+        rank, world = self._rank()
+        stream = ShardStream(self.val_shards, seed=0, shuffle=False, rank=rank, world_size=world)
+        return DataLoader(stream, batch_size=self.cfg.batch_size, num_workers=0, collate_fn=_collate)
+
+
+class PriorSystem(L.LightningModule):
+    """Trains a Denoiser; logs losses, held-out losses (with and without category) and sample grids."""
+
+    def __init__(self, network: NetworkConfig, train: PriorTrainSection):
+        super().__init__()
+        self.network, self.train_cfg = network, train
+        self.model = Denoiser(network)
+
+    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
+        target, condition, categories = batch
+        ids = self.model.class_ids(categories, warn=False)
+        loss = self.model.training_loss(target, condition, ids, p_uncond=self.train_cfg.p_uncond)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(target))
+        return loss
+
+    def validation_step(self, batch: tuple, batch_idx: int) -> None:
+        target, condition, categories = batch
+        ids = self.model.class_ids(categories, warn=False)
+        gen = torch.Generator().manual_seed(batch_idx)  # the same timesteps and noise at every validation
+        t = torch.randint(0, self.network.num_train_timesteps, (len(target),), generator=gen).to(self.device)
+        noise = torch.randn(target.shape, generator=gen).to(self.device)
+        x_t = self.model.add_noise(target, noise, t)
+        null = torch.full_like(ids, self.model.null_class)
+        cond = torch.nn.functional.mse_loss(self.model(x_t, condition, t, ids), noise)
+        uncond = torch.nn.functional.mse_loss(self.model(x_t, condition, t, null), noise)
+        self.log("val/loss_cond", cond, sync_dist=True, batch_size=len(target))
+        self.log("val/loss_uncond", uncond, sync_dist=True, batch_size=len(target))
+        every = self.train_cfg.sample_every_n_steps
+        if batch_idx == 0 and every and self.global_step % every < self.train_cfg.val_every_n_steps:
+            self._log_samples(target[:4], condition[:4], ids[:4])
+
+    def _log_samples(self, target: torch.Tensor, condition: torch.Tensor, ids: torch.Tensor) -> None:
+        """Rows: hand mask | hand normal | sampled object mask | sampled normal | true mask | true normal."""
+        if self.logger is None or self.global_rank != 0:
+            return
+        gen = torch.Generator().manual_seed(0)
+        sampled = self.model.sample(condition, ids, self.train_cfg.sample_steps, self.train_cfg.guidance_scale, gen)
+
+        def tiles(x: torch.Tensor) -> list[torch.Tensor]:
+            mask = x[:, :1].expand(-1, 3, -1, -1)
+            return [mask, x[:, 1:4]]
+
+        rows = [torch.cat(list(t), dim=2) for t in (*tiles(condition), *tiles(sampled), *tiles(target))]
+        grid = (torch.cat(rows, dim=1).clamp(-1, 1) + 1) / 2  # (3, 6H, B*W) in [0, 1]
+        self.logger.experiment.add_image("samples", grid.cpu(), self.global_step)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            self.model.parameters(), lr=self.train_cfg.lr, weight_decay=self.train_cfg.weight_decay
+        )
+
+    def export(self, path: Path) -> Path:
+        """The trained weights as a standalone prior checkpoint (what `prior.checkpoint` loads)."""
+        return save_checkpoint(self.model, path, extra={"steps": int(self.global_step)})
