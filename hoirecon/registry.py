@@ -54,6 +54,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "hoirecon.data.formats.folder",
     "hoirecon.data.formats.hoi4d",
     "hoirecon.data.synth.objects",
+    "hoirecon.init.provided",
+    "hoirecon.init.frankmocap",
 )
 
 ENTRY_POINT_GROUP = "hoirecon.plugins"

@@ -1,0 +1,1 @@
+"""Initialisers (role ``initializer``): the starting hand poses, shape and camera for a fit."""
