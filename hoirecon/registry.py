@@ -48,6 +48,7 @@ ROLES: tuple[str, ...] = (
 # The one explicit list of modules that register built-in components.
 BUILTIN_MODULES: tuple[str, ...] = (
     "hoirecon.priors.none",
+    "hoirecon.hand.model",
     "hoirecon.priors.diffusion",
     "hoirecon.data.formats.hoirecon",
     "hoirecon.data.formats.diffhoi",
