@@ -86,6 +86,21 @@ def _check_model_file(path: Path) -> tuple[list[int] | None, np.ndarray]:
     return tips, np.asarray(mean, dtype=np.float32).reshape(45)
 
 
+def hand_code(v_template: torch.Tensor) -> torch.Tensor:
+    """(V, 2) in [-1, 1]: where on the hand a vertex is, for the prior's condition (DiffHOI uses UV).
+
+    First channel: position along the hand (its longest axis), second: across it (its second axis),
+    folded so the back of the hand and the palm differ (back in [0, 1], palm in [-1, 0]).
+    """
+    centred = v_template - v_template.mean(0)
+    _, _, axes = torch.linalg.svd(centred, full_matrices=False)  # rows: longest, middle, thinnest
+    coords = centred @ axes.T
+    along = coords[:, 0] / coords[:, 0].abs().max()
+    across = (coords[:, 1] / coords[:, 1].abs().max() + 1) / 2  # [0, 1]
+    side = torch.where(coords[:, 2] >= 0, 1.0, -1.0)
+    return torch.stack([along, side * across], dim=-1).float()
+
+
 @register("hand_model", "mano")
 class HandModel(nn.Module):
     """``forward(hand_pose (B,45), betas (B,10), global_orient (B,3), transl (B,3)) -> HandOutput``."""
@@ -125,6 +140,7 @@ class HandModel(nn.Module):
         self.register_buffer("faces", torch.as_tensor(np.asarray(self.layer.faces, dtype=np.int64)), persistent=False)
         #: (45,) the model's mean pose: what FrankMocap-style relative poses are measured from.
         self.register_buffer("hands_mean", torch.from_numpy(hands_mean), persistent=False)
+        self.register_buffer("vertex_code", hand_code(self.layer.v_template), persistent=False)
         self.source = str(path)
 
     def forward(
