@@ -49,6 +49,8 @@ ROLES: tuple[str, ...] = (
 BUILTIN_MODULES: tuple[str, ...] = (
     "hoirecon.priors.none",
     "hoirecon.hand.model",
+    "hoirecon.sdf.mlp",
+    "hoirecon.sdf.hashgrid",
     "hoirecon.priors.diffusion",
     "hoirecon.data.formats.hoirecon",
     "hoirecon.data.formats.diffhoi",

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import trimesh
-from skimage.measure import marching_cubes
 
 from hoirecon.data.synth import shapes as S
 from hoirecon.errors import DataError
 from hoirecon.registry import register
+from hoirecon.sdf.mesh import extract_mesh
 
 SDF = Callable[[torch.Tensor], torch.Tensor]
 
@@ -42,25 +42,9 @@ class SynthObject:
         return self.mesh.bounds[1] - self.mesh.bounds[0]
 
 
-def mesh_from_sdf(sdf: SDF, lo: np.ndarray, hi: np.ndarray, voxel: float, chunk: int = 262144) -> trimesh.Trimesh:
-    """Marching cubes of ``sdf`` over the box [lo, hi] (padded by 2 voxels) with cubes of ``voxel`` metres."""
-    lo, hi = np.asarray(lo) - 2 * voxel, np.asarray(hi) + 2 * voxel
-    axes = [np.arange(lo[i], hi[i] + voxel, voxel) for i in range(3)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    with torch.no_grad():
-        pts = torch.from_numpy(grid)
-        values = torch.cat([sdf(pts[i : i + chunk]) for i in range(0, len(pts), chunk)]).numpy()
-    volume = values.reshape(*[len(a) for a in axes])
-    if volume.min() >= 0 or volume.max() <= 0:
-        raise DataError("object SDF has no surface inside its bounding box")
-    # grid points (almost) on the surface make degenerate triangles: push them just outside
-    volume[np.abs(volume) < 1e-3 * voxel] = 1e-3 * voxel
-    verts, faces, _, _ = marching_cubes(-volume, level=0.0, spacing=(voxel, voxel, voxel))
-    mesh = trimesh.Trimesh(verts + lo, faces, process=True)
-    mesh.update_faces(mesh.nondegenerate_faces())
-    mesh.remove_unreferenced_vertices()
-    mesh.fix_normals()
-    return mesh
+def mesh_from_sdf(sdf: SDF, lo: np.ndarray, hi: np.ndarray, voxel: float) -> trimesh.Trimesh:
+    """Marching cubes over [lo, hi] padded by 2 voxels (so the surface never touches the box)."""
+    return extract_mesh(sdf, np.asarray(lo) - 2 * voxel, np.asarray(hi) + 2 * voxel, voxel=voxel, dtype=torch.float64)
 
 
 def _make(category: str, sdf: SDF, half: np.ndarray, voxel: float, params: dict[str, float]) -> SynthObject:

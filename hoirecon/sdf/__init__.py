@@ -1,0 +1,1 @@
+"""Object SDF backbones (role ``sdf``) and mesh extraction."""
