@@ -51,6 +51,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "hoirecon.hand.model",
     "hoirecon.sdf.mlp",
     "hoirecon.sdf.hashgrid",
+    "hoirecon.render.volume",
+    "hoirecon.render.sampling",
     "hoirecon.priors.diffusion",
     "hoirecon.data.formats.hoirecon",
     "hoirecon.data.formats.diffhoi",

@@ -1,0 +1,188 @@
+"""Where along each ray the object SDF is evaluated (role ``estimator``).
+
+Every estimator returns fixed-size (R, S) sample intervals, so nerfacc's batched (pure PyTorch)
+rendering functions apply on a CPU, plus a mask of the rays worth rendering at all:
+
+- ``uniform``: stratified samples between near and far.
+- ``importance``: NeuS-style hierarchical sampling: a coarse uniform pass without gradients, then
+  samples drawn where a proxy density (VolSDF's, with a fixed beta) puts the weight.
+- ``occgrid``: an occupancy grid over the object's cube, refreshed from the SDF every few steps: cells
+  within a margin of the surface are occupied. Each ray is clipped to the cube, marched coarsely
+  through the grid (no network), and its samples are spent only on the first run of occupied cells
+  it meets; rays that meet none are skipped. Built on nerfacc's pure-torch helpers
+  (``nerfacc.grid._ray_aabb_intersect``, ``nerfacc.grid._query``). nerfacc's ``OccGridEstimator``
+  needs its CUDA extension for sampling; this path runs on any device, and on a CPU nothing here may
+  trigger nerfacc's CUDA build.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from nerfacc import render_weight_from_density
+from nerfacc.grid import _query, _ray_aabb_intersect
+
+from hoirecon.registry import register
+from hoirecon.sdf.common import laplace_density
+
+
+@dataclass
+class RaySamples:
+    """t_starts, t_ends (R, S) distances along unit directions; hit (R,) rays with samples that matter."""
+
+    t_starts: torch.Tensor
+    t_ends: torch.Tensor
+    hit: torch.Tensor
+
+
+def stratified(near: torch.Tensor, far: torch.Tensor, n: int, randomize: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """n intervals per ray tiling [near, far] (R,): (R, n) starts and ends, jittered when ``randomize``."""
+    u = torch.linspace(0, 1, n + 1, device=near.device, dtype=near.dtype)
+    edges = near[:, None] + (far - near)[:, None] * u
+    if randomize and n > 1:
+        # move each inner edge by up to half a bin: the order is kept, every stretch gets sampled
+        width = ((far - near) / n)[:, None]
+        edges[:, 1:-1] += (torch.rand_like(edges[:, 1:-1]) - 0.5) * width
+    return edges[:, :-1], edges[:, 1:]
+
+
+@register("estimator", "uniform")
+class UniformSampler:
+    @dataclass
+    class Config:
+        n_samples: int = 64
+        randomize: bool = True
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+
+    def update(self, sdf_net, step: int) -> None:  # noqa: ANN001
+        pass
+
+    def sample(self, sdf_net, origins, directions, near, far, training: bool = True) -> RaySamples:  # noqa: ANN001
+        starts, ends = stratified(near, far, self.cfg.n_samples, self.cfg.randomize and training)
+        return RaySamples(starts, ends, torch.ones(len(origins), dtype=torch.bool, device=origins.device))
+
+
+def sample_pdf(edges: torch.Tensor, weights: torch.Tensor, n: int, randomize: bool) -> torch.Tensor:
+    """Inverse-CDF samples (R, n) from piecewise-constant weights (R, S) over intervals ``edges`` (R, S+1)."""
+    pdf = (weights + 1e-5) / (weights + 1e-5).sum(-1, keepdim=True)
+    cdf = torch.cat([torch.zeros_like(pdf[:, :1]), pdf.cumsum(-1)], -1).clamp(max=1.0)
+    if randomize:
+        u = (
+            torch.arange(n, device=edges.device, dtype=edges.dtype) + torch.rand(len(edges), n, device=edges.device)
+        ) / n
+    else:
+        u = ((torch.arange(n, device=edges.device, dtype=edges.dtype) + 0.5) / n).expand(len(edges), n)
+    idx = torch.searchsorted(cdf, u.contiguous(), right=True).clamp(1, cdf.shape[-1] - 1)
+    c0, c1 = cdf.gather(1, idx - 1), cdf.gather(1, idx)
+    e0, e1 = edges.gather(1, idx - 1), edges.gather(1, idx)
+    t = (u - c0) / (c1 - c0).clamp(min=1e-8)
+    return e0 + t * (e1 - e0)
+
+
+@register("estimator", "importance")
+class ImportanceSampler:
+    @dataclass
+    class Config:
+        n_coarse: int = 32
+        n_fine: int = 32
+        #: Beta (metres) of the proxy density that places the fine samples.
+        proposal_beta: float = 0.005
+        randomize: bool = True
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+
+    def update(self, sdf_net, step: int) -> None:  # noqa: ANN001
+        pass
+
+    def sample(self, sdf_net, origins, directions, near, far, training: bool = True) -> RaySamples:  # noqa: ANN001
+        cfg = self.cfg
+        randomize = cfg.randomize and training
+        starts, ends = stratified(near, far, cfg.n_coarse, randomize)
+        with torch.no_grad():
+            mids = (starts + ends) / 2
+            points = origins[:, None] + directions[:, None] * mids[..., None]
+            sigma = laplace_density(sdf_net.sdf(points.reshape(-1, 3)), cfg.proposal_beta).reshape(mids.shape)
+            weights, _, _ = render_weight_from_density(starts, ends, sigma)
+            edges = torch.cat([starts, ends[:, -1:]], dim=-1)
+            fine = sample_pdf(edges, weights, cfg.n_fine, randomize)
+            merged, _ = torch.sort(torch.cat([edges, fine], dim=-1), dim=-1)
+        return RaySamples(
+            merged[:, :-1], merged[:, 1:], torch.ones(len(origins), dtype=torch.bool, device=origins.device)
+        )
+
+
+@register("estimator", "occgrid")
+class OccupancyGridSampler:
+    @dataclass
+    class Config:
+        #: Cells per side of the grid over the SDF's cube [-bound, bound]^3.
+        resolution: int = 64
+        #: Samples per ray inside its first run of occupied cells.
+        n_samples: int = 24
+        #: Steps of the network-free march that finds that run.
+        march_steps: int = 192
+        #: A cell is occupied when |sdf| at its centre is below this many cell diagonals.
+        margin_cells: float = 1.0
+        #: Refresh the grid from the SDF every this many steps (training).
+        update_every: int = 16
+        randomize: bool = True
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.occupancy: torch.Tensor | None = None  # (1, res, res, res) float, nerfacc's grid layout
+        self.aabb: torch.Tensor | None = None
+        self._last_update = None
+
+    def update(self, sdf_net, step: int, force: bool = False) -> None:  # noqa: ANN001
+        """Recompute occupancy from the SDF at cell centres (every ``update_every`` steps, or when forced)."""
+        if not force and self.occupancy is not None and step - self._last_update < self.cfg.update_every:
+            return
+        res, bound = self.cfg.resolution, float(sdf_net.bound)
+        device = next(sdf_net.parameters()).device
+        cell = 2 * bound / res
+        centres = (torch.arange(res, device=device, dtype=torch.float32) + 0.5) * cell - bound
+        grid = torch.stack(torch.meshgrid(centres, centres, centres, indexing="ij"), dim=-1).reshape(-1, 3)
+        with torch.no_grad():
+            sdf = torch.cat([sdf_net.sdf(grid[i : i + 65536]) for i in range(0, len(grid), 65536)])
+        threshold = self.cfg.margin_cells * cell * 3**0.5
+        self.occupancy = (sdf.abs() < threshold).float().reshape(1, res, res, res)
+        self.aabb = torch.tensor([-bound] * 3 + [bound] * 3, device=device)
+        self._last_update = step
+
+    def occupied_fraction(self) -> float:
+        return float(self.occupancy.mean()) if self.occupancy is not None else 1.0
+
+    def sample(self, sdf_net, origins, directions, near, far, training: bool = True) -> RaySamples:  # noqa: ANN001
+        cfg = self.cfg
+        if self.occupancy is None:
+            self.update(sdf_net, 0, force=True)
+        r = len(origins)
+        t_min, t_max, hits = _ray_aabb_intersect(origins, directions, self.aabb[None])
+        t_min = torch.maximum(t_min[:, 0], near)
+        t_max = torch.minimum(t_max[:, 0], far)
+        hit = hits[:, 0] & (t_max > t_min)
+        # network-free march through the grid: where does each ray first meet occupied cells?
+        k = cfg.march_steps
+        span = (t_max - t_min).clamp(min=0)
+        step = span / k
+        t_march = t_min[:, None] + (torch.arange(k, device=origins.device) + 0.5) * step[:, None]
+        points = origins[:, None] + directions[:, None] * t_march[..., None]
+        occ = _query(points.reshape(-1, 3), self.occupancy, self.aabb)[0].reshape(r, k) > 0.5
+        occ &= hit[:, None]
+        any_occ = occ.any(dim=1)
+        first = torch.where(any_occ, occ.float().argmax(dim=1), torch.zeros_like(step, dtype=torch.long))
+        # the run ends at the first free step farther than `gap` from the last occupied one: gaps of
+        # about a cell are bridged, since a grazing ray can slip between the shell's cells
+        index = torch.arange(k, device=origins.device)[None].expand(r, k)
+        last_occ = torch.where(occ, index, torch.full_like(index, -(10**9))).cummax(dim=1).values
+        gap = 1.5 * 2 * float(self.aabb[3]) / self.cfg.resolution  # one and a half cells
+        beyond = (index > first[:, None]) & ((index - last_occ).to(step.dtype) * step[:, None] > gap)
+        end = torch.where(beyond.any(dim=1), beyond.float().argmax(dim=1), torch.full_like(first, k))
+        lo = t_min + (first.to(t_min.dtype) - 1.0).clamp(min=0) * step  # one step of slack each side
+        hi = t_min + (end.to(t_min.dtype) + 1.0).clamp(max=k) * step
+        starts, ends = stratified(lo, hi, cfg.n_samples, cfg.randomize and training)
+        return RaySamples(starts, ends, hit & any_occ)
