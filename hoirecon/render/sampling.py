@@ -162,15 +162,17 @@ class OccupancyGridSampler:
             self.update(sdf_net, 0, force=True)
         r = len(origins)
         t_min, t_max, hits = _ray_aabb_intersect(origins, directions, self.aabb[None])
-        t_min = torch.maximum(t_min[:, 0], near)
-        t_max = torch.minimum(t_max[:, 0], far)
-        hit = hits[:, 0] & (t_max > t_min)
+        hit = hits[:, 0]
+        t_min = torch.where(hit, torch.maximum(t_min[:, 0], near), near)
+        t_max = torch.where(hit, torch.minimum(t_max[:, 0], far), near)
+        hit = hit & (t_max > t_min)
         # network-free march through the grid: where does each ray first meet occupied cells?
         k = cfg.march_steps
         span = (t_max - t_min).clamp(min=0)
         step = span / k
         t_march = t_min[:, None] + (torch.arange(k, device=origins.device) + 0.5) * step[:, None]
         points = origins[:, None] + directions[:, None] * t_march[..., None]
+        points = torch.maximum(torch.minimum(points, self.aabb[3:]), self.aabb[:3])  # missed rays: stay indexable
         occ = _query(points.reshape(-1, 3), self.occupancy, self.aabb)[0].reshape(r, k) > 0.5
         occ &= hit[:, None]
         any_occ = occ.any(dim=1)
