@@ -157,7 +157,9 @@ def test_backbone_fits_a_box_from_its_renders(name):
     o, d, near, far, gt_mask, gt_dist = (torch.cat(x) for x in zip(*views))
     net = build("sdf", {"type": name, "init_radius": 0.05})
     renderer = build("renderer", {"type": "volsdf", "beta_init": 0.004})
-    estimator = build("estimator", {"type": "occgrid", "n_samples": 16, "update_every": 10})
+    estimator = build(
+        "estimator", {"type": "occgrid", "resolution": 32, "n_samples": 12, "n_probe": 12, "update_every": 25}
+    )
     params = list(net.parameters()) + list(renderer.parameters())
     opt = torch.optim.Adam(params, lr=5e-3 if name == "mlp" else 1e-2)
 
@@ -169,7 +171,7 @@ def test_backbone_fits_a_box_from_its_renders(name):
     before = iou()
     for step in range(200):
         estimator.update(net, step)
-        idx = torch.randint(len(o), (384,))
+        idx = torch.randint(len(o), (256,))
         out = renderer(net, estimator, o[idx], d[idx], near[idx], far[idx])
         on = gt_mask[idx] > 0.5
         loss = (out.opacity - gt_mask[idx]).abs().mean() + (out.distance - gt_dist[idx])[on].abs().mean()

@@ -8,11 +8,12 @@ rendering functions apply on a CPU, plus a mask of the rays worth rendering at a
   samples drawn where a proxy density (VolSDF's, with a fixed beta) puts the weight.
 - ``occgrid``: an occupancy grid over the object's cube, refreshed from the SDF every few steps: cells
   within a margin of the surface are occupied. Each ray is clipped to the cube, marched coarsely
-  through the grid (no network), and its samples are spent only on the first run of occupied cells
-  it meets; rays that meet none are skipped. Built on nerfacc's pure-torch helpers
-  (``nerfacc.grid._ray_aabb_intersect``, ``nerfacc.grid._query``). nerfacc's ``OccGridEstimator``
-  needs its CUDA extension for sampling; this path runs on any device, and on a CPU nothing here may
-  trigger nerfacc's CUDA build.
+  through the grid (no network), and its samples are spent only on the span of occupied cells it
+  meets: gradient-free probes over the span weigh it with a proxy density, and the samples with
+  gradients are drawn where that weight is. Rays that meet no occupied cell are skipped. Built on
+  nerfacc's pure-torch helpers (``nerfacc.grid._ray_aabb_intersect``, ``nerfacc.grid._query``).
+  nerfacc's ``OccGridEstimator`` needs its CUDA extension for sampling; this path runs on any device,
+  and on a CPU nothing here may trigger nerfacc's CUDA build.
 """
 
 from __future__ import annotations
@@ -121,12 +122,16 @@ class OccupancyGridSampler:
     class Config:
         #: Cells per side of the grid over the SDF's cube [-bound, bound]^3.
         resolution: int = 64
-        #: Samples per ray inside its first run of occupied cells.
-        n_samples: int = 24
+        #: Samples per ray, with gradients, drawn where the probes put the weight.
+        n_samples: int = 16
+        #: Gradient-free network evaluations spread over each ray's occupied span.
+        n_probe: int = 24
+        #: Beta (metres) of the proxy density the probes are weighted with.
+        proposal_beta: float = 0.004
         #: Steps of the network-free march that finds that run.
         march_steps: int = 192
         #: A cell is occupied when |sdf| at its centre is below this many cell diagonals.
-        margin_cells: float = 1.0
+        margin_cells: float = 1.5
         #: Refresh the grid from the SDF every this many steps (training).
         update_every: int = 16
         randomize: bool = True
@@ -134,6 +139,7 @@ class OccupancyGridSampler:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.occupancy: torch.Tensor | None = None  # (1, res, res, res) float, nerfacc's grid layout
+        self.probes_per_ray = 0.0  # gradient-free evaluations per ray in the last call
         self.aabb: torch.Tensor | None = None
         self._last_update = None
 
@@ -176,15 +182,26 @@ class OccupancyGridSampler:
         occ = _query(points.reshape(-1, 3), self.occupancy, self.aabb)[0].reshape(r, k) > 0.5
         occ &= hit[:, None]
         any_occ = occ.any(dim=1)
-        first = torch.where(any_occ, occ.float().argmax(dim=1), torch.zeros_like(step, dtype=torch.long))
-        # the run ends at the first free step farther than `gap` from the last occupied one: gaps of
-        # about a cell are bridged, since a grazing ray can slip between the shell's cells
-        index = torch.arange(k, device=origins.device)[None].expand(r, k)
-        last_occ = torch.where(occ, index, torch.full_like(index, -(10**9))).cummax(dim=1).values
-        gap = 1.5 * 2 * float(self.aabb[3]) / self.cfg.resolution  # one and a half cells
-        beyond = (index > first[:, None]) & ((index - last_occ).to(step.dtype) * step[:, None] > gap)
-        end = torch.where(beyond.any(dim=1), beyond.float().argmax(dim=1), torch.full_like(first, k))
-        lo = t_min + (first.to(t_min.dtype) - 1.0).clamp(min=0) * step  # one step of slack each side
-        hi = t_min + (end.to(t_min.dtype) + 1.0).clamp(max=k) * step
-        starts, ends = stratified(lo, hi, cfg.n_samples, cfg.randomize and training)
-        return RaySamples(starts, ends, hit & any_occ)
+        hit = hit & any_occ
+        # the occupied span of each ray: from its first to its last occupied march step
+        index = torch.arange(k, device=origins.device)[None]
+        first = torch.where(occ, index, k).amin(dim=1)
+        last = torch.where(occ, index, -1).amax(dim=1)
+        lo = t_min + (first.clamp(max=k - 1).to(step.dtype) - 0.5) * step
+        hi = t_min + (last.clamp(min=0).to(step.dtype) + 1.5) * step
+        starts, ends = stratified(lo, torch.maximum(hi, lo + 1e-6), cfg.n_samples, cfg.randomize and training)
+        rows = torch.nonzero(hit).squeeze(1)
+        if len(rows):
+            # gradient-free probes over the span, then samples where a proxy density puts the weight
+            p_starts, p_ends = stratified(lo[rows], hi[rows], cfg.n_probe, False)
+            mids = (p_starts + p_ends) / 2
+            with torch.no_grad():
+                pts = origins[rows, None] + directions[rows, None] * mids[..., None]
+                sigma = laplace_density(sdf_net.sdf(pts.reshape(-1, 3)), cfg.proposal_beta).reshape(mids.shape)
+                weights, _, _ = render_weight_from_density(p_starts, p_ends, sigma)
+                edges = torch.cat([p_starts, p_ends[:, -1:]], dim=-1)
+                fine, _ = torch.sort(sample_pdf(edges, weights, cfg.n_samples + 1, cfg.randomize and training), dim=-1)
+            starts = starts.index_put((rows,), fine[:, :-1])
+            ends = ends.index_put((rows,), fine[:, 1:])
+        self.probes_per_ray = cfg.n_probe * float(hit.float().mean())
+        return RaySamples(starts, ends, hit)

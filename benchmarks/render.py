@@ -1,0 +1,128 @@
+"""Object rendering speed and sample efficiency (2 threads).
+
+1. Forward + backward (eikonal included) for 1024 rays through a fitted mug, per backbone and
+   estimator: time, network evaluations per ray, points per second.
+2. The MLP's achieved FLOP/s against a plain fp32 matmul measured in the same run. FLOPs are the
+   MLP's matmuls only (elementwise work ignored): the forward pass, the explicit gradient pass, and
+   the backward of both (2 matmuls each) = 3 x (forward + gradient-pass) matmul FLOPs per point. The
+   reference matmul is (65536 x 64) @ (64 x 64), the shape of the MLP's hidden layers.
+3. occgrid_samples_ratio: on the fitted mug, the uniform estimator needs this many times more network
+   evaluations per ray to reach the occupancy grid's image error (mean |opacity - reference| plus mean
+   |distance - reference| in cm on the object; reference: uniform with 512 samples).
+Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import EYES, fit_sdf_to_shape, time_ms, view_rays  # noqa: E402
+
+from hoirecon.registry import build  # noqa: E402
+
+ESTIMATORS = {
+    "uniform": {"type": "uniform", "n_samples": 64},
+    "importance": {"type": "importance", "n_coarse": 32, "n_fine": 32},
+    "occgrid": {"type": "occgrid"},
+}
+
+
+def mlp_matmul_flops(net) -> int:  # noqa: ANN001
+    dims = [(layer.v.shape[1], layer.v.shape[0]) for layer in net.linears]
+    forward = sum(2 * i * o for i, o in dims)
+    gradient_pass = sum(2 * i * o for i, o in dims[:-1])
+    return 3 * (forward + gradient_pass)
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    torch.set_flush_denormal(True)  # softplus(beta=100) makes subnormal floats: 3x slower without this
+    mug = build("object_generator", "mug").generate(seed=0)
+    nets = {name: fit_sdf_to_shape(name, mug.sdf, steps=300) for name in ("mlp", "hashgrid")}
+    renderer = build("renderer", {"type": "volsdf", "beta_init": 0.003, "learn_beta": False})
+    view = view_rays(32, EYES[3])
+    idx = torch.randperm(len(view["o"]), generator=torch.Generator().manual_seed(0))[:1024]
+    o, d, near, far = (view[k][idx] for k in ("o", "d", "near", "far"))
+
+    rows, ms = [], {}
+    for name, net in nets.items():
+        for est_name, spec in ESTIMATORS.items():
+            estimator = build("estimator", spec)
+            estimator.update(net, 0)
+            stats = {}
+
+            def step() -> None:
+                out = renderer(net, estimator, o, d, near, far)
+                loss = out.opacity.sum() + out.distance.sum() + (out.gradients.norm(dim=-1) - 1).pow(2).mean()
+                loss.backward()
+                stats["spr"] = out.samples_per_ray
+
+            t = time_ms(step, repeats=5)
+            rows.append((name, est_name, t, stats["spr"], stats["spr"] * 1024 / (t / 1000)))
+            ms[(name, est_name)] = t
+
+    # MLP FLOP/s against a matmul of the same shape
+    net = nets["mlp"]
+    x = (torch.rand(65536, 3) - 0.5) * 0.3
+
+    def mlp_step() -> None:
+        s, g = net.sdf_and_gradient(x)
+        (s.sum() + (g.norm(dim=-1) - 1).pow(2).mean()).backward()
+
+    mlp_ms = time_ms(mlp_step, repeats=5)
+    mlp_flops = mlp_matmul_flops(net) * len(x) / (mlp_ms / 1000)
+    a, b = torch.randn(65536, 64), torch.randn(64, 64)
+    mm_ms = time_ms(lambda: a @ b, repeats=50, warmup=5)
+    mm_flops = 2 * 65536 * 64 * 64 / (mm_ms / 1000)
+
+    # samples per ray at equal image error, on the fitted MLP mug
+    full = view_rays(48, EYES[3])
+    args = (full["o"], full["d"], full["near"], full["far"])
+    with torch.no_grad():
+        ref = renderer(net, build("estimator", {"type": "uniform", "n_samples": 512, "randomize": False}), *args, False)
+    on = ref.opacity > 0.5
+
+    def error(out) -> float:  # noqa: ANN001
+        return float((out.opacity - ref.opacity).abs().mean() + (out.distance - ref.distance)[on].abs().mean() * 100)
+
+    occ = build("estimator", {"type": "occgrid", "randomize": False})
+    occ.update(net, 0)
+    occ_out = renderer(net, occ, *args, False)
+    # every network evaluation counts: gradient-free probes too
+    occ_err, occ_spr = error(occ_out), occ_out.samples_per_ray + occ.probes_per_ray
+    uniform_curve = []
+    for n in (16, 24, 32, 48, 64, 96, 128, 192, 256, 384):
+        out = renderer(net, build("estimator", {"type": "uniform", "n_samples": n, "randomize": False}), *args, False)
+        uniform_curve.append((n, error(out)))
+    matching = next((n for n, err in uniform_curve if err <= occ_err), 512)
+    ratio = matching / occ_spr
+
+    print(f"fitted mug, 1024 rays, forward + backward with eikonal, {torch.get_num_threads()} threads")
+    print(f"{'backbone':<10}{'estimator':<12}{'ms':>9}{'samples/ray':>13}{'points/s':>12}")
+    for name, est, t, spr, pps in rows:
+        print(f"{name:<10}{est:<12}{t:9.1f}{spr:13.1f}{pps:12.0f}")
+    print(
+        f"\nMLP, 65536 points: {mlp_ms:.1f} ms, {mlp_flops / 1e9:.1f} GFLOP/s (matmul FLOPs); "
+        f"plain (65536x64)@(64x64) matmul: {mm_flops / 1e9:.1f} GFLOP/s; ratio {mlp_flops / mm_flops:.2f}"
+    )
+    print(f"\nimage error (opacity + distance in cm), 48x48 view of the fitted mug, reference uniform/512:")
+    print(f"  occgrid: error {occ_err:.4f} at {occ_spr:.1f} network evaluations per ray (probes included)")
+    for n, err in uniform_curve:
+        print(f"  uniform/{n}: error {err:.4f}")
+    print(f"  uniform needs {matching} samples per ray to match: ratio {ratio:.1f}")
+    result = {
+        "mlp_ms": round(ms[("mlp", "occgrid")], 1),
+        "hashgrid_ms": round(ms[("hashgrid", "occgrid")], 1),
+        "mlp_flops_over_matmul": round(mlp_flops / mm_flops, 3),
+        "occgrid_samples_ratio": round(ratio, 1),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
