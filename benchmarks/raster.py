@@ -48,7 +48,9 @@ def main() -> None:
     dense = {res: time_ms(lambda res=res: step(res, True), repeats=2 if res == 128 else 5) for res in (64, 128)}
     for res in (64, 128, 256):
         rows.append((res, culled[res], dense.get(res)))
-    print(f"built-in hand: {verts.shape[1]} vertices, {len(hand.faces)} faces; torch threads: {torch.get_num_threads()}")
+    print(
+        f"built-in hand: {verts.shape[1]} vertices, {len(hand.faces)} faces; torch threads: {torch.get_num_threads()}"
+    )
     print(f"{'pixels':>8} {'culled ms':>10} {'dense ms':>10} {'dense/culled':>13}")
     for res, c, d in rows:
         ratio = f"{d / c:13.1f}" if d else f"{'-':>13}"

@@ -56,7 +56,7 @@ def main() -> None:
             estimator.update(net, 0)
             stats = {}
 
-            def step() -> None:
+            def step(net=net, estimator=estimator, stats=stats) -> None:  # noqa: ANN001
                 out = renderer(net, estimator, o, d, near, far)
                 loss = out.opacity.sum() + out.distance.sum() + (out.gradients.norm(dim=-1) - 1).pow(2).mean()
                 loss.backward()
@@ -110,7 +110,7 @@ def main() -> None:
         f"\nMLP, 65536 points: {mlp_ms:.1f} ms, {mlp_flops / 1e9:.1f} GFLOP/s (matmul FLOPs); "
         f"plain (65536x64)@(64x64) matmul: {mm_flops / 1e9:.1f} GFLOP/s; ratio {mlp_flops / mm_flops:.2f}"
     )
-    print(f"\nimage error (opacity + distance in cm), 48x48 view of the fitted mug, reference uniform/512:")
+    print("\nimage error (opacity + distance in cm), 48x48 view of the fitted mug, reference uniform/512:")
     print(f"  occgrid: error {occ_err:.4f} at {occ_spr:.1f} network evaluations per ray (probes included)")
     for n, err in uniform_curve:
         print(f"  uniform/{n}: error {err:.4f}")

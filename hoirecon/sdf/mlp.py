@@ -143,7 +143,7 @@ class MLPSDF(nn.Module):
         for i, layer in enumerate(self.linears):
             if i == cfg.skip_layer:
                 h = torch.cat([h, enc], dim=-1) / math.sqrt(2)
-            z = layer(h)
+            z = torch.addmm(layer.bias, h, weights[i].t())
             if i < last:
                 pre.append(z)
                 h = F.softplus(z, beta=cfg.softplus_beta)
