@@ -80,3 +80,20 @@ def fit_sdf_to_renders(
         loss.backward()
         opt.step()
     return net, renderer
+
+
+class AnalyticSDF(torch.nn.Module):
+    """A known SDF (e.g. a procedural object's) with the backbone interface, for ground-truth renders."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], bound: float = 0.2):
+        super().__init__()
+        self.fn, self.bound = fn, bound
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def sdf(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x.double()).float() + self.dummy
+
+    def sdf_and_gradient(self, x: torch.Tensor, create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        from hoirecon.sdf.common import sdf_and_gradient
+
+        return sdf_and_gradient(self.sdf, x, create_graph)
