@@ -9,7 +9,8 @@ For every queried pixel (a full image, or only sampled pixels) it returns:
   over faces instead, which swells the silhouette of finely tessellated meshes by a pixel or more; the
   distance to the contour (edges between a front face and a back face, or open edges) keeps the
   soft mask centred on the hard one while gradients still reach the contour's vertices from pixels
-  on both sides of it.
+  on both sides of it. Inside the silhouette only contour edges touching the visible face count, so
+  hidden folds do not dim it.
 - ``depth``: camera z of the front-most face covering the pixel (z-buffer), perspective-correct and
   differentiable through the barycentrics. Pixels covered by no face take the nearest face within the
   soft margin (its barycentrics clamped to the triangle), so depth is defined wherever ``mask`` is
@@ -151,8 +152,8 @@ def _faces_pass(
     pair_query: torch.Tensor,
     pair_face: torch.Tensor,
     settings: RasterSettings,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Depth (R,), interpolated values (R, C) and hard coverage (R,) for one image."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Depth (R,), interpolated values (R, C), hard coverage (R,) and the winning face (R,), -1 for none."""
     n = len(queries)
     tri = faces[pair_face]  # (P, 3)
     a, b, c = v2d[tri[:, 0]], v2d[tri[:, 1]], v2d[tri[:, 2]]
@@ -182,23 +183,33 @@ def _faces_pass(
     interp = (persp[:, :, None] * values[tri[win]]).sum(1)
     out_values = torch.zeros(n, values.shape[-1], dtype=v2d.dtype).index_put((has,), interp)
     covered = torch.zeros(n, dtype=torch.bool).index_put((pair_query[inside],), torch.tensor(True))
-    return depth, out_values, covered
+    winner = torch.full((n,), -1, dtype=torch.long).index_put((has,), pair_face[win])
+    return depth, out_values, covered, winner
 
 
 def _contour_pass(
     v2d: torch.Tensor,
+    faces: torch.Tensor,
     edges: torch.Tensor,
     queries: torch.Tensor,
     covered: torch.Tensor,
+    winner: torch.Tensor,
     pair_query: torch.Tensor,
     pair_edge: torch.Tensor,
     settings: RasterSettings,
 ) -> torch.Tensor:
-    """Soft mask (R,): sigmoid of the signed distance to the nearest contour edge."""
+    """Soft mask (R,): sigmoid of the signed distance to the nearest contour edge.
+
+    A covered pixel only counts contour edges that touch the face it sees: contours of folds hidden
+    behind other parts of the surface (between fingers, say) must not dim the inside of the silhouette.
+    """
     n = len(queries)
     a, b = v2d[edges[pair_edge, 0]], v2d[edges[pair_edge, 1]]
     dist = _segment_distance(queries[pair_query], a, b)
-    key = torch.where(dist <= settings.margin, dist.detach(), torch.full_like(dist, float("inf")))
+    seen = faces[winner[pair_query].clamp(min=0)]  # (P, 3)
+    touches = (edges[pair_edge][:, :, None] == seen[:, None, :]).any(-1).any(-1)
+    usable = (dist <= settings.margin) & (~covered[pair_query] | touches)
+    key = torch.where(usable, dist.detach(), torch.full_like(dist, float("inf")))
     index = _first_min(key, pair_query, n)
     mask = covered.to(v2d.dtype)
     has = torch.nonzero(index < len(key)).squeeze(1)
@@ -269,8 +280,8 @@ def rasterize(
         else:
             pq, pf = _pairs_culled(tri_uv.detach(), valid, queries[i].detach(), (h, w), settings)
             eq, ee = _pairs_culled(edge_uv.detach(), all_edges, queries[i].detach(), (h, w), settings)
-        d, v, cov = _faces_pass(uv[i], z[i], faces, queries[i], values[i], pq, pf, settings)
-        masks.append(_contour_pass(uv[i], edges, queries[i], cov, eq, ee, settings))
+        d, v, cov, winner = _faces_pass(uv[i], z[i], faces, queries[i], values[i], pq, pf, settings)
+        masks.append(_contour_pass(uv[i], faces, edges, queries[i], cov, winner, eq, ee, settings))
         depths.append(d)
         interps.append(v)
         covers.append(cov)
