@@ -155,7 +155,8 @@ def make_config(cls: type[T], values: Mapping[str, Any] | None, component: str, 
 def validate(cfg: DictConfig | Mapping[str, Any], schema: type[T], registry: Any = None) -> T:
     """The whole config as ``schema`` (a dataclass), with every component section validated too.
 
-    ``schema.COMPONENTS`` maps dotted section paths to roles, e.g. ``{"object.sdf": "sdf"}``.
+    ``schema.COMPONENTS`` maps dotted section paths to roles, e.g. ``{"object.sdf": "sdf"}``; an empty
+    section is left to the command to choose.
     Plugins named under ``plugins:`` are loaded first so their components validate.
     """
     if registry is None:
@@ -167,6 +168,8 @@ def validate(cfg: DictConfig | Mapping[str, Any], schema: type[T], registry: Any
         section = _lookup(tree, path)
         if section is None:
             section = _lookup(dataclasses.asdict(config), path)  # the schema's default
+        if section == {}:
+            continue  # an empty component section means "choose automatically" (e.g. detect a clip's layout)
         registry.config(role, section, where=path)
     return config
 

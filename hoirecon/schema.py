@@ -33,20 +33,44 @@ class TrainerSection:
 
 
 @dataclass
+class ObjectSection:
+    """The object: its SDF backbone, how it is volume-rendered, where rays are sampled."""
+
+    sdf: dict[str, Any] = field(default_factory=lambda: {"type": "mlp"})
+    renderer: dict[str, Any] = field(default_factory=lambda: {"type": "volsdf"})
+    estimator: dict[str, Any] = field(default_factory=lambda: {"type": "occgrid"})
+    #: Marching-cubes grid size for the exported mesh.
+    export_resolution: int = 128
+
+
+@dataclass
 class FitConfig:
     """``hoirecon fit``: reconstruct one clip."""
 
     NAME: ClassVar[str] = "fit"
-    COMPONENTS: ClassVar[dict[str, str]] = {"prior": "prior"}
+    COMPONENTS: ClassVar[dict[str, str]] = {
+        "clip_format": "clip_format",
+        "hand": "hand_model",
+        "initializer": "initializer",
+        "object.sdf": "sdf",
+        "object.renderer": "renderer",
+        "object.estimator": "estimator",
+        "prior": "prior",
+    }
 
     #: Extra plugin modules to import before the components are built.
     plugins: list[str] = field(default_factory=list)
     #: Clip folder to fit.
     clip: str = ""
+    #: How to read the clip; empty = detect the layout.
+    clip_format: dict[str, Any] = field(default_factory=dict)
     #: Where outputs go; the resolved config is saved there as config.yaml.
     run_dir: str = "runs/fit"
     #: Object category; empty = the clip's own.
     category: str = ""
+    hand: dict[str, Any] = field(default_factory=lambda: {"type": "mano"})
+    initializer: dict[str, Any] = field(default_factory=lambda: {"type": "provided"})
+    object: ObjectSection = field(default_factory=ObjectSection)
     prior: dict[str, Any] = field(default_factory=lambda: {"type": "none"})
     trainer: TrainerSection = field(default_factory=TrainerSection)
 

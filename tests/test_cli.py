@@ -73,7 +73,8 @@ def test_unknown_override_key_names_it(capsys):
     code, out, err = run(capsys, "fit", "--config", DEMO, "foo.bar=1")
     assert code == 1 and out == ""
     assert err.splitlines() == [
-        "error: unknown key 'foo' for the fit config; known keys: plugins, clip, run_dir, category, prior, trainer"
+        "error: unknown key 'foo' for the fit config; known keys: plugins, clip, clip_format, run_dir, category, "
+        "hand, initializer, object, prior, trainer"
     ]
 
 
