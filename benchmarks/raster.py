@@ -8,22 +8,17 @@ reference (every pixel against every face) is timed at 64 and 128 px. Last line:
 from __future__ import annotations
 
 import json
-import time
+import sys
+from pathlib import Path
 
 import torch
 
-from hoirecon.geometry.camera import intrinsics_from_fov
-from hoirecon.registry import build
-from hoirecon.render.raster import rasterize
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import time_ms  # noqa: E402
 
-
-def time_ms(fn, repeats: int, warmup: int = 1) -> float:  # noqa: ANN001
-    for _ in range(warmup):
-        fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats * 1000
+from hoirecon.geometry.camera import intrinsics_from_fov  # noqa: E402
+from hoirecon.registry import build  # noqa: E402
+from hoirecon.render.raster import rasterize  # noqa: E402
 
 
 def main() -> None:
