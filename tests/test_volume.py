@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,9 +11,20 @@ from torch import nn
 
 from hoirecon.geometry.camera import intrinsics_from_fov, look_at, pixel_grid, pixel_rays
 from hoirecon.registry import build
+from hoirecon.render.volume import camera_depth
 from hoirecon.sdf.common import laplace_density, sdf_and_gradient
 
 RES = 40
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny tensors: one thread is as fast, and on a busy 2-core machine a second OpenMP thread makes
+    # every op wait for a descheduled worker (measured: this file 18 s with 1 thread, 370 s with 2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 class Plane(nn.Module):
@@ -80,19 +92,31 @@ def test_sphere_renders_its_disc_depth_and_normals():
     facing = hit & ((-true_normal * d).sum(-1) > 0.5)  # away from the grazing rim
     assert (out.distance[facing] - t[facing]).abs().max() < 0.001
     assert (out.normal[facing] - true_normal[facing]).norm(dim=-1).max() < 0.01
+    # camera z-depth: the hit point's z in the camera frame
+    z_true = ((o + d * t[:, None]) @ T[0, :3, :3].T + T[0, :3, 3])[:, 2]
+    assert (camera_depth(out.distance, d, T[0])[facing] - z_true[facing]).abs().max() < 0.001
 
 
-def test_occgrid_matches_uniform_with_far_fewer_samples(sphere):
+@pytest.mark.parametrize("beta", [0.002, 0.01])
+def test_occgrid_matches_uniform_with_far_fewer_samples(sphere, beta):
+    # beta 1 cm (DiffHOI's start) spreads the density far outside the surface: the grid's margin and
+    # the proxy density must follow it, or grazing rays lose opacity
     o, d, near, far, _, _ = rays()
-    renderer = build("renderer", {"type": "volsdf", "beta_init": 0.002})
-    dense = renderer(sphere, build("estimator", {"type": "uniform", "n_samples": 128}), o, d, near, far, training=False)
-    occ = build("estimator", {"type": "occgrid", "n_samples": 24})
+    renderer = build("renderer", {"type": "volsdf", "beta_init": beta})
+    uniform = build("estimator", {"type": "uniform", "n_samples": 128, "randomize": False})
+    dense = renderer(sphere, uniform, o, d, near, far, training=False)
+    occ = build("estimator", {"type": "occgrid", "n_samples": 16})
+    occ.update(sphere, 0)  # built before the renderer's beta is known: rebuilt wider on the first call
     sparse = renderer(sphere, occ, o, d, near, far, training=False)
-    assert dense.samples_per_ray / sparse.samples_per_ray > 10
-    assert (dense.opacity - sparse.opacity).abs().mean() < 0.005
+    evaluations = sparse.samples_per_ray + occ.probes_per_ray  # gradient-free probes count too
+    assert dense.samples_per_ray / evaluations > 4
+    assert (dense.opacity - sparse.opacity).abs().mean() < 0.003
+    assert (dense.opacity - sparse.opacity).abs().max() < 0.03
     on = dense.opacity > 0.5
-    assert (dense.distance[on] - sparse.distance[on]).abs().max() < 0.001
-    assert 0 < occ.occupied_fraction() < 0.05
+    assert (dense.distance[on] - sparse.distance[on]).abs().mean() < 0.0003
+    # occupied: the sphere grown by 1.5 cell diagonals + 6 widths of the density (cells of 6.25 mm)
+    grown = 0.05 + 1.5 * 0.00625 * 3**0.5 + 6 * max(beta, 0.004)
+    assert occ.occupied_fraction() == pytest.approx(4 / 3 * torch.pi * grown**3 / 0.4**3, rel=0.15)
 
 
 def test_importance_sampler_and_neus():
@@ -115,12 +139,16 @@ def test_rays_that_miss_give_zero_and_finite_gradients(sphere):
     d = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
     near, far = torch.tensor([0.2, 0.2]), torch.tensor([0.6, 0.6])
     net = build("sdf", {"type": "mlp", "init_radius": 0.05})
+    extensions = Path.home() / ".cache" / "torch_extensions"
+    before = set(extensions.rglob("*nerfacc*")) if extensions.exists() else set()
     torch.manual_seed(0)
     out = renderer(net, build("estimator", "occgrid"), o, d, near, far)
-    assert out.opacity[0] == 0 and out.opacity[1] > 0.5  # beta 1 cm and 16 random samples: not quite opaque
+    # through a 10 cm sphere with beta 1 cm: opaque, however the 16 samples are jittered
+    assert out.opacity[0] == 0 and out.opacity[1] > 0.99
     (out.opacity.sum() + out.distance.sum() + (out.gradients.norm(dim=-1) - 1).pow(2).mean()).backward()
     assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
     assert "nerfacc.cuda._backend" not in sys.modules  # nothing asked nerfacc for its CUDA build
+    assert (set(extensions.rglob("*nerfacc*")) if extensions.exists() else set()) == before
 
 
 def _box(x: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,10 @@
 """Volume rendering of an object SDF along rays (role ``renderer``): VolSDF and NeuS, through nerfacc.
 
-Per ray: opacity (the object's soft mask), distance (weight-normalised distance along the ray; the
-caller turns it into camera z), normal (weighted sum of unit SDF gradients, in the SDF's frame) and the
-gradients of every sample for the eikonal loss. Rays and results are in the object frame, in metres.
-Rays the estimator marks as missing the object are not evaluated and come back with zero opacity.
+Per ray: opacity (the object's soft mask), distance (weight-normalised Euclidean distance along the
+unit ray, not camera z: ``camera_depth`` converts it), normal (weighted sum of unit SDF gradients, in
+the SDF's frame; the caller rotates it into the camera) and the gradients of every sample for the
+eikonal loss. Rays and results are in the object frame, in metres. Rays the estimator marks as
+missing the object are not evaluated and come back with zero opacity, distance and normal.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class _Renderer(nn.Module):
     def weights(
         self, sdf: torch.Tensor, grad: torch.Tensor, directions: torch.Tensor, samples: RaySamples
     ) -> torch.Tensor:
+        """(H, S) weights from sdf (H, S), grad (H, S, 3), unit directions (H, 3)."""
+        raise NotImplementedError
+
+    def density_scale(self) -> float:
+        """Current width of the rendered surface (metres), for the estimators' proxy densities."""
         raise NotImplementedError
 
     def forward(
@@ -54,7 +60,7 @@ class _Renderer(nn.Module):
         training: bool = True,
     ) -> VolumeOutput:
         r = len(origins)
-        samples = estimator.sample(sdf_net, origins, directions, near, far, training)
+        samples = estimator.sample(sdf_net, origins, directions, near, far, training, self.density_scale())
         hit = torch.nonzero(samples.hit).squeeze(1)
         starts, ends = samples.t_starts[hit], samples.t_ends[hit]
         o, d = origins[hit], directions[hit]
@@ -71,6 +77,15 @@ class _Renderer(nn.Module):
         distance = torch.zeros(r, dtype=origins.dtype, device=origins.device).index_put((hit,), distance_h)
         normal = torch.zeros(r, 3, dtype=origins.dtype, device=origins.device).index_put((hit,), normal_h)
         return VolumeOutput(opacity, distance, normal, weights, t_mid, grad, len(hit) * s / max(r, 1))
+
+
+def camera_depth(distance: torch.Tensor, directions: torch.Tensor, T_cam_from_obj: torch.Tensor) -> torch.Tensor:
+    """Camera z-depth (R,) of rendered ``distance`` (R,) along unit object-frame ``directions`` (R, 3).
+
+    ``distance`` is measured along the ray from the camera centre, so z = distance * (d_cam . z);
+    ``T_cam_from_obj`` is (4, 4) or (R, 4, 4). Rays with zero opacity keep depth 0.
+    """
+    return distance * (directions * T_cam_from_obj[..., 2, :3]).sum(-1)
 
 
 @register("renderer", "volsdf")
@@ -91,6 +106,9 @@ class VolSDFRenderer(_Renderer):
     @property
     def beta(self) -> torch.Tensor:
         return self.log_beta.exp() + self.cfg.beta_min
+
+    def density_scale(self) -> float:
+        return float(self.beta.detach())
 
     def weights(self, sdf, grad, directions, samples) -> torch.Tensor:  # noqa: ANN001
         sigma = laplace_density(sdf, self.beta)
@@ -116,6 +134,10 @@ class NeuSRenderer(_Renderer):
         super().__init__()
         self.cfg = cfg
         self.log_inv_s = nn.Parameter(torch.tensor(math.log(cfg.inv_s_init)), requires_grad=cfg.learn_inv_s)
+
+    def density_scale(self) -> float:
+        # the logistic density's scale 1/s spreads the weight about as much as a Laplace beta of 1/s
+        return float(1.0 / self.log_inv_s.detach().exp())
 
     def weights(self, sdf, grad, directions, samples) -> torch.Tensor:  # noqa: ANN001
         inv_s = self.log_inv_s.exp()
