@@ -6,15 +6,20 @@
    MLP's matmuls only (elementwise work ignored): the forward pass, the explicit gradient pass, and
    the backward of both (2 matmuls each) = 3 x (forward + gradient-pass) matmul FLOPs per point. The
    reference matmul is (65536 x 64) @ (64 x 64), the shape of the MLP's hidden layers.
-3. occgrid_samples_ratio: on the fitted mug, the uniform estimator needs this many times more network
-   evaluations per ray to reach the occupancy grid's image error (mean |opacity - reference| plus mean
-   |distance - reference| in cm on the object; reference: uniform with 512 samples).
-Last line: one JSON object.
+3. occgrid_samples_ratio: on the fitted mug (VolSDF, beta 3 mm), the uniform estimator needs this many
+   times more network evaluations per ray to reach the occupancy grid's image error (mean |opacity -
+   reference| plus mean |distance - reference| in cm on the object; reference: uniform with 512
+   samples). The occupancy grid's count includes its gradient-free probes; the uniform count that
+   matches is interpolated log-log between the measured counts. Betas 1 mm and 1 cm are shown too.
+Usage: benchmarks/render.py [--threads N] (default 2). Last line: one JSON object.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -39,8 +44,53 @@ def mlp_matmul_flops(net) -> int:  # noqa: ANN001
     return 3 * (forward + gradient_pass)
 
 
+def uniform_match(curve: list[tuple[int, float]], err: float) -> float:
+    """Uniform samples per ray reaching ``err``, interpolated log-log on the (n, error) curve."""
+    for (n0, e0), (n1, e1) in zip(curve, curve[1:]):
+        if e1 <= err <= e0:
+            f = (math.log(e0) - math.log(err)) / max(math.log(e0) - math.log(e1), 1e-12)
+            return math.exp(math.log(n0) + f * (math.log(n1) - math.log(n0)))
+    return float(curve[0][0]) if err > curve[0][1] else float("nan")
+
+
+def steady_grid(estimator, net, renderer, *rays: torch.Tensor) -> None:  # noqa: ANN001
+    """The grid as training keeps it: rebuilt (every few steps) for the renderer's current beta."""
+    with torch.no_grad():
+        renderer(net, estimator, *rays, False)  # tells the estimator the renderer's density width
+    estimator.update(net, 0, force=True)
+
+
+def samples_at_equal_error(net, beta: float) -> dict:  # noqa: ANN001
+    """Image error and network evaluations per ray of occgrid, and the uniform curve, at one beta."""
+    renderer = build("renderer", {"type": "volsdf", "beta_init": beta, "learn_beta": False})
+    full = view_rays(48, EYES[3])
+    args = (full["o"], full["d"], full["near"], full["far"])
+    with torch.no_grad():
+        ref = renderer(net, build("estimator", {"type": "uniform", "n_samples": 512, "randomize": False}), *args, False)
+        on = ref.opacity > 0.5
+
+        def error(out) -> float:  # noqa: ANN001
+            return float(
+                (out.opacity - ref.opacity).abs().mean() + (out.distance - ref.distance)[on].abs().mean() * 100
+            )
+
+        occ = build("estimator", {"type": "occgrid", "randomize": False})
+        steady_grid(occ, net, renderer, *args)
+        occ_out = renderer(net, occ, *args, False)
+        # every network evaluation counts: gradient-free probes too
+        occ_err, occ_spr = error(occ_out), occ_out.samples_per_ray + occ.probes_per_ray
+        curve = []
+        for n in (16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 128, 192, 256):
+            est = build("estimator", {"type": "uniform", "n_samples": n, "randomize": False})
+            curve.append((n, error(renderer(net, est, *args, False))))
+    matching = uniform_match(curve, occ_err)
+    return {"beta": beta, "occ_err": occ_err, "occ_spr": occ_spr, "curve": curve, "match": matching}
+
+
 def main() -> None:
-    torch.set_num_threads(2)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    torch.set_num_threads(parser.parse_args().threads)
     torch.set_flush_denormal(True)  # softplus(beta=100) makes subnormal floats: 3x slower without this
     mug = build("object_generator", "mug").generate(seed=0)
     nets = {name: fit_sdf_to_shape(name, mug.sdf, steps=300) for name in ("mlp", "hashgrid")}
@@ -53,7 +103,7 @@ def main() -> None:
     for name, net in nets.items():
         for est_name, spec in ESTIMATORS.items():
             estimator = build("estimator", spec)
-            estimator.update(net, 0)
+            steady_grid(estimator, net, renderer, o, d, near, far)
             stats = {}
 
             def step(net=net, estimator=estimator, stats=stats) -> None:  # noqa: ANN001
@@ -81,28 +131,11 @@ def main() -> None:
     mm_flops = 2 * 65536 * 64 * 64 / (mm_ms / 1000)
 
     # samples per ray at equal image error, on the fitted MLP mug
-    full = view_rays(48, EYES[3])
-    args = (full["o"], full["d"], full["near"], full["far"])
-    with torch.no_grad():
-        ref = renderer(net, build("estimator", {"type": "uniform", "n_samples": 512, "randomize": False}), *args, False)
-    on = ref.opacity > 0.5
+    equal = {beta: samples_at_equal_error(net, beta) for beta in (0.001, 0.003, 0.01)}
+    ratio = equal[0.003]["match"] / equal[0.003]["occ_spr"]
 
-    def error(out) -> float:  # noqa: ANN001
-        return float((out.opacity - ref.opacity).abs().mean() + (out.distance - ref.distance)[on].abs().mean() * 100)
-
-    occ = build("estimator", {"type": "occgrid", "randomize": False})
-    occ.update(net, 0)
-    occ_out = renderer(net, occ, *args, False)
-    # every network evaluation counts: gradient-free probes too
-    occ_err, occ_spr = error(occ_out), occ_out.samples_per_ray + occ.probes_per_ray
-    uniform_curve = []
-    for n in (16, 24, 32, 48, 64, 96, 128, 192, 256, 384):
-        out = renderer(net, build("estimator", {"type": "uniform", "n_samples": n, "randomize": False}), *args, False)
-        uniform_curve.append((n, error(out)))
-    matching = next((n for n, err in uniform_curve if err <= occ_err), 512)
-    ratio = matching / occ_spr
-
-    print(f"fitted mug, 1024 rays, forward + backward with eikonal, {torch.get_num_threads()} threads")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"fitted mug, 1024 rays, forward + backward with eikonal, {torch.get_num_threads()} threads, load {load}")
     print(f"{'backbone':<10}{'estimator':<12}{'ms':>9}{'samples/ray':>13}{'points/s':>12}")
     for name, est, t, spr, pps in rows:
         print(f"{name:<10}{est:<12}{t:9.1f}{spr:13.1f}{pps:12.0f}")
@@ -111,10 +144,14 @@ def main() -> None:
         f"plain (65536x64)@(64x64) matmul: {mm_flops / 1e9:.1f} GFLOP/s; ratio {mlp_flops / mm_flops:.2f}"
     )
     print("\nimage error (opacity + distance in cm), 48x48 view of the fitted mug, reference uniform/512:")
-    print(f"  occgrid: error {occ_err:.4f} at {occ_spr:.1f} network evaluations per ray (probes included)")
-    for n, err in uniform_curve:
-        print(f"  uniform/{n}: error {err:.4f}")
-    print(f"  uniform needs {matching} samples per ray to match: ratio {ratio:.1f}")
+    print(f"{'beta mm':>8}{'occgrid err':>13}{'occ evals/ray':>15}{'uniform match':>15}{'ratio':>7}   uniform n:err")
+    for beta, e in equal.items():
+        curve = " ".join(f"{n}:{err:.4f}" for n, err in e["curve"][:9])
+        print(
+            f"{beta * 1000:8.0f}{e['occ_err']:13.4f}{e['occ_spr']:15.1f}{e['match']:15.1f}"
+            f"{e['match'] / e['occ_spr']:7.1f}   {curve}"
+        )
+    print("(occgrid evaluations include its gradient-free probes; the JSON ratio is at beta 3 mm)")
     result = {
         "mlp_ms": round(ms[("mlp", "occgrid")], 1),
         "hashgrid_ms": round(ms[("hashgrid", "occgrid")], 1),

@@ -106,7 +106,7 @@ def test_occgrid_matches_uniform_with_far_fewer_samples(sphere, beta):
     uniform = build("estimator", {"type": "uniform", "n_samples": 128, "randomize": False})
     dense = renderer(sphere, uniform, o, d, near, far, training=False)
     occ = build("estimator", {"type": "occgrid", "n_samples": 16})
-    occ.update(sphere, 0)  # built before the renderer's beta is known: rebuilt wider on the first call
+    occ.update(sphere, 0)  # built before the renderer's beta is known: rebuilt for it on the first call
     sparse = renderer(sphere, occ, o, d, near, far, training=False)
     evaluations = sparse.samples_per_ray + occ.probes_per_ray  # gradient-free probes count too
     assert dense.samples_per_ray / evaluations > 4
@@ -114,8 +114,10 @@ def test_occgrid_matches_uniform_with_far_fewer_samples(sphere, beta):
     assert (dense.opacity - sparse.opacity).abs().max() < 0.03
     on = dense.opacity > 0.5
     assert (dense.distance[on] - sparse.distance[on]).abs().mean() < 0.0003
-    # occupied: the sphere grown by 1.5 cell diagonals + 6 widths of the density (cells of 6.25 mm)
-    grown = 0.05 + 1.5 * 0.00625 * 3**0.5 + 6 * max(beta, 0.004)
+    # rebuilt for the renderer's beta, the grid holds the sphere grown by 1 cell diagonal (6.25 mm cells)
+    # + 6 betas (the density's tail)
+    occ.update(sphere, 0, force=True)
+    grown = 0.05 + 0.00625 * 3**0.5 + 6 * beta
     assert occ.occupied_fraction() == pytest.approx(4 / 3 * torch.pi * grown**3 / 0.4**3, rel=0.15)
 
 

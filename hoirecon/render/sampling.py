@@ -59,7 +59,7 @@ class UniformSampler:
     def __init__(self, cfg: Config):
         self.cfg = cfg
 
-    def update(self, sdf_net, step: int) -> None:  # noqa: ANN001
+    def update(self, sdf_net, step: int, force: bool = False) -> None:  # noqa: ANN001
         pass
 
     def sample(  # noqa: ANN001
@@ -99,7 +99,7 @@ class ImportanceSampler:
     def __init__(self, cfg: Config):
         self.cfg = cfg
 
-    def update(self, sdf_net, step: int) -> None:  # noqa: ANN001
+    def update(self, sdf_net, step: int, force: bool = False) -> None:  # noqa: ANN001
         pass
 
     def sample(  # noqa: ANN001
@@ -133,16 +133,18 @@ class OccupancyGridSampler:
         #: Samples per ray, with gradients, drawn where the probes put the weight.
         n_samples: int = 16
         #: Gradient-free network evaluations spread over each ray's occupied span.
-        n_probe: int = 24
+        n_probe: int = 12
         #: Beta (metres) of the proxy density the probes are weighted with: at least this, and at least
         #: ``proposal_widen`` x the renderer's density width, so the samples also cover the weight's tails
         #: (measured on a sphere and a mug: 3 has the lowest opacity + distance error for beta 1-10 mm).
         proposal_beta: float = 0.004
         proposal_widen: float = 3.0
+        #: Share of the samples placed by the probes' opacities alone (the rest by their weights).
+        alpha_mix: float = 0.3
         #: Steps of the network-free march that finds that run.
         march_steps: int = 192
         #: A cell is occupied when its centre's sdf is below this many cell diagonals (inside counts) ...
-        margin_cells: float = 1.5
+        margin_cells: float = 1.0
         #: ... plus this many widths of the rendered density (VolSDF's beta), whose tail reaches that far.
         tail_widths: float = 6.0
         #: Refresh the grid from the SDF every this many steps (training).
@@ -170,7 +172,8 @@ class OccupancyGridSampler:
         with torch.no_grad():
             sdf = torch.cat([sdf_net.sdf(grid[i : i + 65536]) for i in range(0, len(grid), 65536)])
         # a cell matters wherever the rendered density is not negligible: near the surface and inside
-        scale = max(self.cfg.proposal_beta, self._scale)
+        # (the renderer's width once seen; before that the proxy's)
+        scale = self._scale if self._scale > 0 else self.cfg.proposal_beta
         threshold = self.cfg.margin_cells * cell * 3**0.5 + self.cfg.tail_widths * scale
         self.occupancy = (sdf < threshold).float().reshape(1, res, res, res)
         self._grid_scale = scale
@@ -187,9 +190,9 @@ class OccupancyGridSampler:
         ``importance`` (the proxy density is never sharper than the renderer's)."""
         cfg = self.cfg
         self._scale = density_scale
-        if self.occupancy is None or density_scale > 1.5 * self._grid_scale:
-            # no grid yet, or the density widened beyond the grid's margin (e.g. a larger beta than the
-            # one the grid was built for): rebuild now, or rays through the tail would be skipped
+        if self.occupancy is None or (density_scale > 0 and not 1 / 1.5 < density_scale / self._grid_scale < 1.5):
+            # no grid yet, or the density's width moved away from the grid's: rebuild now (wider: rays
+            # through the tail would be skipped; narrower: samples would be spread over empty space)
             self.update(sdf_net, self._last_update or 0, force=True)
         r = len(origins)
         t_min, t_max, hits = _ray_aabb_intersect(origins, directions, self.aabb[None])
@@ -224,7 +227,11 @@ class OccupancyGridSampler:
             with torch.no_grad():
                 pts = origins[rows, None] + directions[rows, None] * mids[..., None]
                 sigma = laplace_density(sdf_net.sdf(pts.reshape(-1, 3)), beta).reshape(mids.shape)
-                weights, _, _ = render_weight_from_density(p_starts, p_ends, sigma)
+                weights, _, alphas = render_weight_from_density(p_starts, p_ends, sigma)
+                # part of the samples follow each probe's own opacity, not attenuated by what lies in front:
+                # surfaces behind a semi-transparent crossing (a grazed rim, a thin wall) still get some
+                mix = cfg.alpha_mix
+                weights = (1 - mix) * weights + mix * alphas / alphas.sum(-1, keepdim=True).clamp(min=1e-6)
                 edges = torch.cat([p_starts, p_ends[:, -1:]], dim=-1)
                 inner = sample_pdf(edges, weights, cfg.n_samples - 1, cfg.randomize and training)
                 # the span's ends stay edges: the intervals tile the whole span, so the weight beyond the
