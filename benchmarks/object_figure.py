@@ -2,10 +2,12 @@
 
 Rows: ground truth, mlp, hashgrid. Columns (a novel view): mask, depth (near = bright), normal, and the
 marching-cubes mesh shaded by the soft rasteriser. Run: .venv/bin/python benchmarks/object_figure.py
+[--threads N] (default 2; 1 is faster on a busy machine).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -49,7 +51,9 @@ def tiles(net, renderer, view) -> list[np.ndarray]:  # noqa: ANN001
 
 
 def main() -> None:
-    torch.set_num_threads(2)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    torch.set_num_threads(parser.parse_args().threads)
     torch.set_flush_denormal(True)
     mug = build("object_generator", "mug").generate(seed=0)
     truth = AnalyticSDF(mug.sdf)
