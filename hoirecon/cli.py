@@ -127,6 +127,56 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from hoirecon.data.synth.clip import SynthClipConfig
+    from hoirecon.utils.progress import progress_bar
+
+    base = SynthClipConfig(seed=args.seed, frames=args.frames, resolution=args.resolution)
+    if args.what == "clip":
+        from hoirecon.data.synth.commands import synth_clip
+
+        if not args.category and not args.object_mesh:
+            raise HoireconError("synth clip needs --category (or --object-mesh)", hint="hoirecon synth clip --help")
+        base.category = args.category or Path(args.object_mesh).stem
+        base.object_mesh, base.object_size = args.object_mesh or "", args.object_size
+        if args.arc is not None:
+            base.arc_degrees = args.arc
+        path = synth_clip(base, args.out, overwrite=args.overwrite)
+        print(f"wrote {base.frames} frames of a {base.category} (seed {base.seed}) to {path}")
+        return 0
+    if args.what == "split":
+        from hoirecon.data.synth.commands import SPLITS, synth_split
+
+        preset = args.preset or "hoi4d-like"
+        if preset not in SPLITS:
+            raise HoireconError(f"unknown split preset '{preset}'; presets: {', '.join(SPLITS)}")
+        with progress_bar(len(SPLITS[preset]["clips"]), f"split {preset}") as advance:
+            paths = synth_split(preset, args.out, base, advance, args.arc)
+        print(f"{len(paths)} clips in {args.out} (list: {Path(args.out) / 'manifest.txt'})")
+        return 0
+    from hoirecon.data.synth.prior_data import PriorDataConfig, generate, missing_shards
+
+    cfg = PriorDataConfig(seed=args.seed, workers=args.workers)
+    if args.n is not None:
+        cfg.n = args.n
+    if args.shard_size is not None:
+        cfg.shard_size = args.shard_size
+    if args.resolutions:
+        cfg.resolutions = args.resolutions
+    if cfg.n < 1 or cfg.shard_size < 1:
+        raise HoireconError("--n and --shard-size must be positive")
+    todo = missing_shards(cfg, Path(args.out))
+    skipped = cfg.n_shards - len(todo)
+    if skipped:
+        print(f"resuming: {skipped} of {cfg.n_shards} shards already in {args.out}")
+    samples_todo = sum(min(cfg.shard_size, cfg.n - i * cfg.shard_size) for i in todo)
+    with progress_bar(samples_todo, "prior samples") as advance:
+        indexes = generate(cfg, args.out, advance)
+    for r, index in indexes.items():
+        print(f"{index['samples']} samples at {r}x{r} in {Path(args.out) / f'r{r}'}")
+    return 0
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     if args.what == "check":
         from hoirecon.data.check import check
@@ -198,14 +248,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. trainer.max_steps=100")
 
-    p = add("synth", "make synthetic clips and prior-training data", _not_built("synth"))
+    p = add("synth", "make synthetic clips and prior-training data", _cmd_synth)
     p.add_argument("what", choices=["clip", "split", "prior-data"], help="what to generate")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--category", help="object category (clip)")
-    p.add_argument("--object-mesh", help="use this mesh file as the object (clip)")
+    p.add_argument("--object-mesh", help="use this mesh file (.obj/.ply/.stl) as the object (clip)")
+    p.add_argument("--object-size", type=float, default=0.0, help="scale the mesh to this largest side, m (clip)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--preset", help="split preset, e.g. hoi4d-like (split)")
-    p.add_argument("--n", type=int, help="number of samples (prior-data)")
+    p.add_argument("--frames", type=int, default=24, help="frames per clip (clip, split)")
+    p.add_argument("--resolution", type=int, default=128, help="image side in pixels (clip, split)")
+    p.add_argument("--arc", type=float, help="degrees the camera sweeps (clip: 360; split: the preset's)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing clip (clip)")
+    p.add_argument("--preset", help="split preset (split; default hoi4d-like)")
+    p.add_argument("--n", type=int, help="number of samples (prior-data; default 50000)")
+    p.add_argument("--shard-size", type=int, help="samples per shard (prior-data; default 500)")
+    p.add_argument("--resolutions", type=int, nargs="+", help="image sides (prior-data; default 32 64)")
+    p.add_argument("--workers", type=int, default=2, help="parallel processes (prior-data)")
 
     p = add("data", "check clips and convert other datasets", _cmd_data)
     p.add_argument("what", choices=["check", "hoi4d"], help="check a clip, or convert a HOI4D sequence")

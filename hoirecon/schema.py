@@ -78,7 +78,7 @@ class FitConfig:
 @dataclass
 class PriorDataSection:
     #: Folder written by `hoirecon synth prior-data`.
-    path: str = "data/prior"
+    path: str = "data/prior/r32"
     #: The last this-many shards are held out for validation.
     val_shards: int = 1
     batch_size: int = 8

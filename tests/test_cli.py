@@ -99,7 +99,6 @@ def test_fit_without_config_and_missing_files(capsys, tmp_path):
 @pytest.mark.parametrize(
     "argv",
     [
-        ["synth", "clip", "--out", "x"],
         ["eval", "run"],
         ["compare", "--config", "x.yaml"],
         ["export", "run"],

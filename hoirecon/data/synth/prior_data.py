@@ -1,0 +1,164 @@
+"""Prior-training samples: synthetic grasps rendered from random views around the hand.
+
+Each sample is one (object, grasp, view): the hand's condition channels and the object's amodal
+target channels (``hoirecon.priors.channels``), at every requested resolution, with the category.
+Views are drawn as the fit draws its novel views (``hoirecon.fit.novel_view``): a uniformly random
+rotation looking at the hand frame's origin from a hand-held distance. Shards are independent
+(seeded by their index) and written atomically, so generation runs in parallel processes and an
+interrupted run resumes by skipping the shards that exist.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hoirecon.data.prior_shards import shard_path, write_index, write_shard
+from hoirecon.fit.novel_view import random_novel_view
+from hoirecon.priors.channels import hand_channels, object_channels, reference_depth
+
+#: DiffHOI's six rigid HOI4D categories and five other everyday ones.
+PRIOR_CATEGORIES: tuple[str, ...] = (
+    "mug", "bottle", "kettle", "bowl", "knife", "toycar", "cup", "can", "box", "ball", "spraybottle",
+)  # fmt: skip
+
+
+@dataclass
+class PriorDataConfig:
+    n: int = 50000
+    resolutions: list[int] = field(default_factory=lambda: [32, 64])
+    shard_size: int = 500
+    categories: list[str] = field(default_factory=lambda: list(PRIOR_CATEGORIES))
+    grasps_per_object: int = 4
+    views_per_grasp: int = 8
+    #: Camera distance from the hand origin, metres (uniform in this range).
+    distance: list[float] = field(default_factory=lambda: [0.35, 0.55])
+    #: Focal length in units of the image width (uniform in this range).
+    focal: list[float] = field(default_factory=lambda: [1.3, 1.9])
+    seed: int = 0
+    workers: int = 2
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.n // self.shard_size)
+
+
+def resolution_folder(out: Path, resolution: int) -> Path:
+    return Path(out) / f"r{resolution}"
+
+
+def render_views(hand_verts, hand_faces, hand_code, obj_verts, obj_faces, T_cam_from_hand, focal, resolution):  # noqa: ANN001, ANN201
+    """Condition (B, 7, R, R) and target (B, 5, R, R) for views T_cam_from_hand (B, 4, 4), focal (B,) x R pixels.
+
+    hand_verts (V, 3) and obj_verts (W, 3) in the hand frame; hand_code (V, 2).
+    """
+    from hoirecon.data.synth.scene import render_mesh
+    from hoirecon.geometry.transforms import transform_points
+
+    b, r = len(T_cam_from_hand), resolution
+    c = (r - 1) / 2
+    K = torch.zeros(b, 3, 3)
+    K[:, 0, 0] = K[:, 1, 1] = focal * r
+    K[:, 0, 2] = K[:, 1, 2] = c
+    K[:, 2, 2] = 1
+    hand_cam = transform_points(T_cam_from_hand, hand_verts.expand(b, -1, -1))
+    obj_cam = transform_points(T_cam_from_hand, obj_verts.expand(b, -1, -1))
+    hand = render_mesh(hand_cam, hand_faces, K, (r, r), attributes=hand_code.expand(b, -1, -1))
+    obj = render_mesh(obj_cam, obj_faces, K, (r, r))
+    z_ref = reference_depth(hand.mask, hand.depth, T_cam_from_hand[:, 2, 3])
+    condition = hand_channels(hand.mask, hand.normal, hand.depth, hand.attributes, z_ref)
+    target = object_channels(obj.mask, obj.normal, obj.depth, z_ref)
+    return condition, target
+
+
+_WORKER: dict = {}
+
+
+def _worker_setup() -> None:
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+
+
+def make_shard(cfg: PriorDataConfig, index: int, out: Path) -> int:
+    """Generate shard ``index`` at every resolution; returns its sample count."""
+    from hoirecon.data.synth.grasp import GraspSynthesizer
+    from hoirecon.data.synth.scene import simplified
+    from hoirecon.geometry.transforms import transform_points
+    from hoirecon.registry import build
+
+    if "hand" not in _WORKER:
+        _WORKER["hand"] = build("hand_model", "mano")
+        _WORKER["grasps"] = GraspSynthesizer(_WORKER["hand"])
+    hand_model, grasps = _WORKER["hand"], _WORKER["grasps"]
+    rng = np.random.default_rng([cfg.seed, index])
+    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    count = min(cfg.shard_size, cfg.n - index * cfg.shard_size)
+    conditions = {r: [] for r in cfg.resolutions}
+    targets = {r: [] for r in cfg.resolutions}
+    labels: list[str] = []
+    while len(labels) < count:
+        category = cfg.categories[int(rng.integers(len(cfg.categories)))]
+        obj = build("object_generator", category).generate(int(rng.integers(2**31)))
+        obj_verts, obj_faces = simplified(obj.mesh, max_faces=3000)
+        for _ in range(cfg.grasps_per_object):
+            grasp = grasps.synthesize(obj, int(rng.integers(2**31)))
+            if not grasp.plausible:
+                continue
+            hand_verts = grasp.hand_vertices(hand_model)
+            obj_hand = transform_points(torch.from_numpy(grasp.T_hand_from_obj), obj_verts)
+            n_views = min(cfg.views_per_grasp, count - len(labels))
+            distances = rng.uniform(*cfg.distance, n_views)
+            T = torch.stack([random_novel_view(float(d), 1.0, 1, gen, jitter=0.0)[0] for d in distances])
+            focal = torch.tensor(rng.uniform(*cfg.focal, n_views), dtype=torch.float32)
+            for r in cfg.resolutions:
+                condition, target = render_views(
+                    hand_verts, hand_model.faces, hand_model.vertex_code, obj_hand, obj_faces, T, focal, r
+                )
+                conditions[r].append(condition.numpy())
+                targets[r].append(target.numpy())
+            labels += [category] * n_views
+            if len(labels) >= count:
+                break
+    for r in cfg.resolutions:
+        folder = resolution_folder(out, r)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_shard(shard_path(folder, index), np.concatenate(conditions[r]), np.concatenate(targets[r]), labels)
+    return count
+
+
+def _make_shard_star(args: tuple) -> int:
+    return make_shard(*args)
+
+
+def missing_shards(cfg: PriorDataConfig, out: Path) -> list[int]:
+    """Shards not yet written at every resolution (what a resumed run still has to make)."""
+    return [
+        i
+        for i in range(cfg.n_shards)
+        if not all(shard_path(resolution_folder(out, r), i).is_file() for r in cfg.resolutions)
+    ]
+
+
+def generate(cfg: PriorDataConfig, out: str | Path, progress: Callable[[int], None] | None = None) -> dict[int, dict]:
+    """Write every missing shard (in ``cfg.workers`` processes) and the index of each resolution folder."""
+    out = Path(out)
+    todo = missing_shards(cfg, out)
+    jobs = [(cfg, i, out) for i in todo]
+    if cfg.workers <= 1 or len(jobs) <= 1:
+        _worker_setup()
+        for job in jobs:
+            done = _make_shard_star(job)
+            if progress:
+                progress(done)
+    else:
+        ctx = multiprocessing.get_context("spawn")  # fork after torch threads started can hang
+        with ctx.Pool(cfg.workers, initializer=_worker_setup) as pool:
+            for done in pool.imap_unordered(_make_shard_star, jobs):
+                if progress:
+                    progress(done)
+    return {r: write_index(resolution_folder(out, r), r) for r in cfg.resolutions}
