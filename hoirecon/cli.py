@@ -85,10 +85,42 @@ def _run_config(args: argparse.Namespace, schema: type, command: str):  # noqa: 
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
+    from hoirecon.config import save_config
     from hoirecon.schema import FitConfig
 
-    _run_config(args, FitConfig, "fit")
-    raise NotBuiltError("fit: the config is valid, but per-clip fitting is not built yet")
+    cfg, config = _run_config(args, FitConfig, "fit")
+    run_dir = Path(config.run_dir)
+    if not args.resume and (run_dir / "checkpoints").exists():
+        raise HoireconError(
+            f"{run_dir}: already holds a run", hint=f"resume it with --resume {run_dir}, or set run_dir=..."
+        )
+
+    import lightning as L
+
+    from hoirecon.fit.outputs import write_outputs
+    from hoirecon.systems.common import configure_threads, last_checkpoint, make_trainer
+    from hoirecon.systems.fit import build_fit
+
+    configure_threads(config.trainer.threads)
+    L.seed_everything(config.trainer.seed, verbose=False)
+    parts = build_fit(config)
+    clip = parts.clip
+    h, w = clip.image_size
+    print(f"fitting {clip.path}: {len(clip)} frames, {w}x{h} px, {parts.category or 'no category'}")
+    trainer = make_trainer(config.trainer, run_dir, gradient_clip_val=config.optim.grad_clip)
+    save_config(cfg, run_dir / "config.yaml")
+    trainer.fit(parts.system, ckpt_path=last_checkpoint(run_dir) if args.resume else None)
+    preview = {"frames": config.output.preview_frames, "size": config.output.preview_size}
+    metrics = write_outputs(parts.scene, clip, run_dir, config.object.export_resolution, preview)
+    print(f"object mesh: {run_dir / 'object.obj'} (in the hand frame: {run_dir / 'object_in_hand.obj'})")
+    print(f"hands, poses: {run_dir / 'hands'}/, {run_dir / 'poses.npz'}")
+    print(f"preview: {run_dir / 'preview.png'}")
+    if metrics:
+        width = max(len(k) for k in metrics)
+        print(f"metrics ({run_dir / 'metrics.json'}):")
+        for key, value in metrics.items():
+            print(f"  {key:<{width}}  {value:.4f}")
+    return 0
 
 
 def _cmd_train_prior(args: argparse.Namespace) -> int:

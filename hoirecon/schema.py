@@ -44,6 +44,84 @@ class ObjectSection:
 
 
 @dataclass
+class GroupSection:
+    """One parameter group of the fit: on or off, and its learning rate."""
+
+    lr: float = 5e-4
+    enabled: bool = True
+
+
+def _group(lr: float, enabled: bool = True):  # noqa: ANN202
+    return field(default_factory=lambda: GroupSection(lr, enabled))
+
+
+@dataclass
+class OptimSection:
+    """AdamW per parameter group, learning rates decaying exponentially to ``final_lr_ratio``."""
+
+    sdf: GroupSection = _group(5e-4)
+    #: The renderer's surface width (VolSDF beta, NeuS s).
+    renderer: GroupSection = _group(5e-4)
+    hand_pose: GroupSection = _group(5e-4)
+    betas: GroupSection = _group(5e-4)
+    hand_from_obj: GroupSection = _group(1e-5)
+    cameras: GroupSection = _group(5e-4)
+    intrinsics: GroupSection = _group(1e-5)
+    #: One T_hand_from_obj for the clip (a rigid grasp) or one per frame.
+    hand_from_obj_shared: bool = True
+    weight_decay: float = 0.01
+    final_lr_ratio: float = 0.1
+    grad_clip: float = 100.0
+
+
+@dataclass
+class LossSection:
+    """Loss weights; each is a number or a schedule [start_step, v0, v1, end_step]."""
+
+    mask: Any = 10.0
+    hand_mask: Any = 1.0
+    contour: Any = 10.0
+    eikonal: Any = 0.1
+    temporal: Any = 100.0
+    joint_limits: Any = 0.0
+    penetration: Any = 0.0
+    contact: Any = 0.0
+    sds: Any = 1.0
+    #: Softness of the hand/object depth ordering in the composite, metres.
+    composite_temperature: float = 0.002
+
+
+@dataclass
+class RaysSection:
+    """Pixels rendered per step (over the two frames) and how they are drawn."""
+
+    n_rays: int = 1024
+    #: (object, hand, background) shares at the start and the end of the fit (linear in between).
+    proportions_start: list[float] = field(default_factory=lambda: [0.30, 0.35, 0.35])
+    proportions_end: list[float] = field(default_factory=lambda: [0.80, 0.10, 0.10])
+    #: Hand-mask contour points per frame for the contour term.
+    contour_points: int = 256
+    #: Uniform points in the SDF's box per step for the eikonal term (besides the ray samples).
+    eikonal_points: int = 256
+
+
+@dataclass
+class GuidanceSection:
+    """When the prior's score distillation is added (when the prior is active)."""
+
+    every_n_steps: int = 2
+    warmup_steps: int = 100
+
+
+@dataclass
+class OutputSection:
+    #: Frames shown in preview.png.
+    preview_frames: int = 3
+    #: Scale (pixels) of the preview's tiles' longest side.
+    preview_size: int = 160
+
+
+@dataclass
 class FitConfig:
     """``hoirecon fit``: reconstruct one clip."""
 
@@ -72,6 +150,11 @@ class FitConfig:
     initializer: dict[str, Any] = field(default_factory=lambda: {"type": "provided"})
     object: ObjectSection = field(default_factory=ObjectSection)
     prior: dict[str, Any] = field(default_factory=lambda: {"type": "none"})
+    optim: OptimSection = field(default_factory=OptimSection)
+    loss: LossSection = field(default_factory=LossSection)
+    rays: RaysSection = field(default_factory=RaysSection)
+    guidance: GuidanceSection = field(default_factory=GuidanceSection)
+    output: OutputSection = field(default_factory=OutputSection)
     trainer: TrainerSection = field(default_factory=TrainerSection)
 
 

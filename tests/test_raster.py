@@ -143,3 +143,22 @@ def test_no_nan_on_degenerate_input(case):
         assert torch.isfinite(x).all()
     if case in ("offscreen", "empty"):
         assert out.mask.abs().max() == 0
+
+
+def test_full_image_mask_is_solid_across_inner_contours():
+    """A small sphere in front of a big one: its outline inside the big one's silhouette is not a dark ring."""
+    v1, f1 = sphere(radius=0.1, depth=0.6)
+    v2, f2 = sphere(radius=0.04, depth=0.45)
+    verts = torch.cat([v1, v2], dim=1)
+    faces = torch.cat([f1, f2 + v1.shape[1]])
+    size = (64, 64)
+    out = rasterize(verts, faces, K_for(size), image_size=size)
+    c = out.covered[0]
+    inside = c.clone()
+    inside[1:-1, 1:-1] &= c[:-2, 1:-1] & c[2:, 1:-1] & c[1:-1, :-2] & c[1:-1, 2:]
+    assert inside.sum() > 300
+    assert out.mask[0][inside].min() == 1.0
+    # the queried-pixel path keeps the contour's soft value there (no neighbours to look at)
+    q = rasterize(verts, faces, K_for(size), image_size=size, pixels=pixel_grid(*size)[None])
+    assert q.mask[0].reshape(size)[inside].min() < 0.8
+    assert torch.equal(out.mask[0][~inside], q.mask[0].reshape(size)[~inside])

@@ -48,12 +48,13 @@ class IntrinsicsDeltas(nn.Module):
         self.principal_offset = nn.Parameter(torch.zeros(len(K_init), 2))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        K = self.K_init[frames].clone()
+        K = self.K_init[frames]
         scale = self.focal_root[frames] ** 2
-        K[:, 0, 0] = K[:, 0, 0] * scale
-        K[:, 1, 1] = K[:, 1, 1] * scale
-        K[:, :2, 2] = K[:, :2, 2] + self.principal_offset[frames]
-        return K
+        offset = self.principal_offset[frames]
+        # rows stacked anew rather than written in place, so autograd keeps what it needs
+        row0 = torch.stack([K[:, 0, 0] * scale, K[:, 0, 1], K[:, 0, 2] + offset[:, 0]], dim=-1)
+        row1 = torch.stack([K[:, 1, 0], K[:, 1, 1] * scale, K[:, 1, 2] + offset[:, 1]], dim=-1)
+        return torch.stack([row0, row1, K[:, 2]], dim=1)
 
 
 class HandDeltas(nn.Module):
@@ -65,6 +66,7 @@ class HandDeltas(nn.Module):
     def __init__(self, hand_pose_init: torch.Tensor, betas_init: torch.Tensor):
         super().__init__()
         self.register_buffer("hand_pose_init", hand_pose_init.float().clone())
+        self.register_buffer("betas_init", betas_init.float().clone())
         self.pose_delta = nn.Parameter(torch.zeros_like(self.hand_pose_init))
         self.betas = nn.Parameter(betas_init.float().clone())
 

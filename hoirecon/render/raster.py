@@ -10,7 +10,7 @@ For every queried pixel (a full image, or only sampled pixels) it returns:
   distance to the contour (edges between a front face and a back face, or open edges) keeps the
   soft mask centred on the hard one while gradients still reach the contour's vertices from pixels
   on both sides of it. Inside the silhouette only contour edges touching the visible face count, so
-  hidden folds do not dim it.
+  hidden folds do not dim it; in full images, pixels whose four neighbours are covered are 1.
 - ``depth``: camera z of the front-most face covering the pixel (z-buffer), perspective-correct and
   differentiable through the barycentrics. Pixels covered by no face take the nearest face within the
   soft margin (its barycentrics clamped to the triangle), so depth is defined wherever ``mask`` is
@@ -291,6 +291,11 @@ def rasterize(
     attrs = interp[..., 3:] if attributes is not None else None
     if pixels is None:
         mask, depth, covered = (x.reshape(b, h, w) for x in (mask, depth, covered))
+        # a pixel whose 4 neighbours are covered too is inside the silhouette, whatever contour
+        # passes near it (the rim of a bowl seen from above, a finger in front of the palm)
+        pad = torch.nn.functional.pad(covered[:, None].float(), (1, 1, 1, 1))[:, 0]
+        around = pad[:, :-2, 1:-1] * pad[:, 2:, 1:-1] * pad[:, 1:-1, :-2] * pad[:, 1:-1, 2:]
+        mask = torch.where(covered & (around > 0.5), torch.ones_like(mask), mask)
         normal = normal.reshape(b, h, w, 3)
         attrs = attrs.reshape(b, h, w, -1) if attrs is not None else None
     return RasterOutput(mask, depth, normal, attrs, covered)

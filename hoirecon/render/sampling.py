@@ -183,6 +183,20 @@ class OccupancyGridSampler:
     def occupied_fraction(self) -> float:
         return float(self.occupancy.mean()) if self.occupancy is not None else 1.0
 
+    def state(self) -> dict:
+        """What a checkpoint keeps so a resumed fit samples exactly as the uninterrupted one would."""
+        return {
+            "occupancy": self.occupancy,
+            "aabb": self.aabb,
+            "last_update": self._last_update,
+            "scale": self._scale,
+            "grid_scale": self._grid_scale,
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.occupancy, self.aabb, self._last_update = state["occupancy"], state["aabb"], state["last_update"]
+        self._scale, self._grid_scale = state["scale"], state["grid_scale"]
+
     def sample(  # noqa: ANN001
         self, sdf_net, origins, directions, near, far, training: bool = True, density_scale: float = 0.0
     ) -> RaySamples:

@@ -38,6 +38,8 @@ def make_trainer(cfg: TrainerSection, run_dir: Path, callbacks: list[Callback] =
         every_n_train_steps=cfg.checkpoint_every_n_steps,
         save_last=True,
         save_top_k=-1,
+        # a resumed run overwrites last.ckpt instead of writing last-v1.ckpt beside it
+        enable_version_counter=False,
     )
     progress: list[Callback] = []
     if cfg.progress_bar:

@@ -150,11 +150,15 @@ def generate(cfg: PriorDataConfig, out: str | Path, progress: Callable[[int], No
     todo = missing_shards(cfg, out)
     jobs = [(cfg, i, out) for i in todo]
     if cfg.workers <= 1 or len(jobs) <= 1:
+        threads = torch.get_num_threads()
         _worker_setup()
-        for job in jobs:
-            done = _make_shard_star(job)
-            if progress:
-                progress(done)
+        try:
+            for job in jobs:
+                done = _make_shard_star(job)
+                if progress:
+                    progress(done)
+        finally:
+            torch.set_num_threads(threads)
     else:
         ctx = multiprocessing.get_context("spawn")  # fork after torch threads started can hang
         with ctx.Pool(cfg.workers, initializer=_worker_setup) as pool:

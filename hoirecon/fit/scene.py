@@ -1,0 +1,168 @@
+"""Everything a fit optimises, as one plain ``nn.Module``: the object SDF, hands, poses and cameras.
+
+Frames: the hand frame (MANO's model frame) is the world. Per frame ``T_cam_from_hand`` (learned
+deltas on the initialiser's), ``T_hand_from_obj`` (one for the clip or per frame, identity at the
+start) and ``K``. The object SDF lives in the object frame. No Lightning here: the system in
+``hoirecon.systems.fit`` owns the optimisation loop; tests drive this module directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hoirecon.fit.novel_view import random_novel_view
+from hoirecon.fit.params import HandDeltas, IntrinsicsDeltas, RigidDeltas
+from hoirecon.geometry.camera import pixel_grid, pixel_rays, project
+from hoirecon.geometry.transforms import invert_transform, transform_points
+from hoirecon.hand.model import HandOutput
+from hoirecon.init.base import HandInit
+from hoirecon.priors.channels import hand_channels, object_channels, reference_depth
+from hoirecon.render.raster import rasterize
+from hoirecon.render.volume import VolumeOutput, camera_depth
+
+
+@dataclass
+class RayRender:
+    """Per frame and sampled pixel (B, R): the hand's and the object's soft masks and camera depths."""
+
+    hand_alpha: torch.Tensor
+    hand_depth: torch.Tensor
+    object_alpha: torch.Tensor
+    object_depth: torch.Tensor
+    #: The volume renderer's output over all B*R rays (gradients for the eikonal term).
+    volume: VolumeOutput
+
+
+class FitScene(nn.Module):
+    """The unknowns of one clip and how to render them."""
+
+    def __init__(  # noqa: ANN001
+        self,
+        hand_model,
+        sdf,
+        renderer,
+        estimator,
+        init: HandInit,
+        K: torch.Tensor,
+        image_size: tuple[int, int],
+        hand_from_obj_shared: bool = True,
+    ):
+        super().__init__()
+        n = len(init.hand_pose)
+        self.hand_model = hand_model
+        self.sdf = sdf
+        self.renderer = renderer
+        self.estimator = estimator
+        self.image_size = image_size
+        self.hand = HandDeltas(init.hand_pose, init.betas)
+        self.cameras = RigidDeltas(init.T_cam_from_hand)
+        self.hand_from_obj = RigidDeltas(torch.eye(4).expand(n, 4, 4), shared=hand_from_obj_shared)
+        self.intrinsics = IntrinsicsDeltas(torch.as_tensor(K, dtype=torch.float32))
+        self.n_frames = n
+
+    # -- state per frame ---------------------------------------------------------------------------
+
+    def poses(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """K (B,3,3), T_cam_from_hand, T_hand_from_obj, T_cam_from_obj (B,4,4) for frame indices (B,)."""
+        T_cam_from_hand = self.cameras(frames)
+        T_hand_from_obj = self.hand_from_obj(frames)
+        return {
+            "K": self.intrinsics(frames),
+            "T_cam_from_hand": T_cam_from_hand,
+            "T_hand_from_obj": T_hand_from_obj,
+            "T_cam_from_obj": T_cam_from_hand @ T_hand_from_obj,
+        }
+
+    def hands(self, frames: torch.Tensor) -> HandOutput:
+        """Hand vertices and joints (B, V/21, 3) in the hand frame."""
+        pose, betas = self.hand(frames)
+        zeros = torch.zeros(len(frames), 3, device=pose.device)
+        return self.hand_model(pose, betas, zeros, zeros)
+
+    # -- rendering ---------------------------------------------------------------------------------
+
+    def object_rays(self, K: torch.Tensor, T_cam_from_obj: torch.Tensor, pixels: torch.Tensor, training: bool):  # noqa: ANN201
+        """Volume-render the object at pixels (B, R, 2): opacity, camera depth (B, R), normals (B, R, 3)
+        in the camera frame, and the raw output."""
+        b, r = pixels.shape[:2]
+        origins, directions = pixel_rays(K, T_cam_from_obj, pixels)
+        origins, directions = origins.reshape(-1, 3), directions.reshape(-1, 3)
+        # the SDF's box [-bound, bound]^3 lies within its circumscribed sphere
+        reach = float(self.sdf.bound) * 3**0.5
+        centre_distance = origins.norm(dim=-1)
+        near = (centre_distance - reach).clamp(min=1e-3)
+        far = centre_distance + reach
+        out = self.renderer(self.sdf, self.estimator, origins, directions, near, far, training)
+        T_per_ray = T_cam_from_obj[:, None].expand(b, r, 4, 4).reshape(-1, 4, 4)
+        depth = camera_depth(out.distance, directions, T_per_ray)
+        normal = (T_per_ray[:, :3, :3] @ out.normal[..., None])[..., 0]
+        return out.opacity.reshape(b, r), depth.reshape(b, r), normal.reshape(b, r, 3), out
+
+    def render_rays(self, frames: torch.Tensor, pixels: torch.Tensor, training: bool = True) -> RayRender:
+        """Render the hand (rasterised) and the object (volume-rendered) at pixels (B, R, 2) of frames (B,)."""
+        poses = self.poses(frames)
+        hand = self.hands(frames)
+        raster = rasterize(
+            hand.vertices, hand.faces, poses["K"], poses["T_cam_from_hand"], image_size=self.image_size, pixels=pixels
+        )
+        alpha, depth, _, volume = self.object_rays(poses["K"], poses["T_cam_from_obj"], pixels, training)
+        return RayRender(raster.mask, raster.depth, alpha, depth, volume)
+
+    def project_hand(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, V, 2) pixel positions of the hand's vertices."""
+        poses = self.poses(frames)
+        verts = transform_points(poses["T_cam_from_hand"], self.hands(frames).vertices)
+        return project(verts, poses["K"])[0]
+
+    def novel_view(self, frame: int, resolution: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prior's inputs from a random view around the hand: object channels (1, 5, R, R) with
+        gradients, and the hand condition (1, 7, R, R) without (REFERENCE.md section 1)."""
+        frames = torch.tensor([frame])
+        poses = self.poses(frames)
+        distance = float(poses["T_cam_from_hand"][0, :3, 3].norm())
+        focal = float(poses["K"][0, 0, 0]) * resolution / self.image_size[1]
+        T_cam_from_hand, K = random_novel_view(distance, focal, resolution, generator)
+        T_cam_from_hand, K = T_cam_from_hand[None], K[None]
+        with torch.no_grad():
+            hand = self.hands(frames)
+            code = self.hand_model.vertex_code[None]
+            h = rasterize(
+                hand.vertices, hand.faces, K, T_cam_from_hand, image_size=(resolution, resolution), attributes=code
+            )
+            z_ref = reference_depth(h.mask, h.depth, T_cam_from_hand[:, 2, 3])
+            condition = hand_channels(h.mask, h.normal, h.depth, h.attributes, z_ref)
+        pixels = pixel_grid(resolution, resolution)[None]
+        T_cam_from_obj = T_cam_from_hand @ poses["T_hand_from_obj"]
+        alpha, depth, normal, _ = self.object_rays(K, T_cam_from_obj, pixels, training=True)
+        shape = (1, resolution, resolution)
+        target = object_channels(alpha.reshape(shape), normal.reshape(*shape, 3), depth.reshape(shape), z_ref)
+        return target, condition
+
+    @torch.no_grad()
+    def render_frame(self, frame: int, chunk: int = 4096) -> dict[str, torch.Tensor]:
+        """Full-image hand and object masks and depths (H, W) of one frame, for previews."""
+        h, w = self.image_size
+        frames = torch.tensor([frame])
+        poses = self.poses(frames)
+        hand = self.hands(frames)
+        raster = rasterize(hand.vertices, hand.faces, poses["K"], poses["T_cam_from_hand"], image_size=(h, w))
+        pixels = pixel_grid(h, w)[None]
+        alphas, depths = [], []
+        for start in range(0, h * w, chunk):
+            a, d, _, _ = self.object_rays(poses["K"], poses["T_cam_from_obj"], pixels[:, start : start + chunk], False)
+            alphas.append(a)
+            depths.append(d)
+        return {
+            "hand_alpha": raster.mask[0],
+            "hand_depth": raster.depth[0],
+            "object_alpha": torch.cat(alphas, 1).reshape(h, w),
+            "object_depth": torch.cat(depths, 1).reshape(h, w),
+        }
+
+    def hand_vertices_in_object(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3) hand vertices in the object frame (for contact and penetration terms)."""
+        T_obj_from_hand = invert_transform(self.hand_from_obj(frames))
+        return transform_points(T_obj_from_hand, self.hands(frames).vertices)

@@ -1,0 +1,139 @@
+"""``FitSystem``: the per-clip optimisation as a LightningModule, and ``build_fit`` that assembles it.
+
+The system is thin: ``FitScene`` holds the unknowns and renders them, ``FitObjective`` computes the
+loss of a step; here are the optimiser (AdamW, one group per parameter group with its own learning
+rate, exponential decay), per-step seeding (so a resumed run repeats the uninterrupted one), the
+estimator's state in checkpoints, and logging.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from hoirecon.data.clip import Clip
+from hoirecon.data.load import load_clip
+from hoirecon.errors import DataError
+from hoirecon.fit.objective import FitObjective
+from hoirecon.fit.scene import FitScene
+from hoirecon.registry import build
+from hoirecon.schema import FitConfig, OptimSection
+
+
+class _Steps(IterableDataset):
+    """An endless stream of step tokens: each step draws its own frames and pixels."""
+
+    def __iter__(self) -> Iterator[int]:
+        while True:
+            yield 0
+
+
+class FitSystem(L.LightningModule):
+    def __init__(self, scene: FitScene, objective: FitObjective, optim: OptimSection, max_steps: int, seed: int):
+        super().__init__()
+        self.scene = scene
+        self.objective = objective
+        self.optim_cfg, self.max_steps, self.seed = optim, max_steps, seed
+        self.scene.hand_model.requires_grad_(False)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_Steps(), batch_size=None)
+
+    def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
+        s = self.scene
+        return {
+            "sdf": list(s.sdf.parameters()),
+            "renderer": [p for p in s.renderer.parameters() if p.requires_grad],
+            "hand_pose": [s.hand.pose_delta],
+            "betas": [s.hand.betas],
+            "hand_from_obj": list(s.hand_from_obj.parameters()),
+            "cameras": list(s.cameras.parameters()),
+            "intrinsics": list(s.intrinsics.parameters()),
+        }
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        groups = []
+        for name, params in self.parameter_groups().items():
+            group = getattr(self.optim_cfg, name)
+            for p in params:
+                p.requires_grad_(group.enabled)
+            if group.enabled and params:
+                groups.append({"params": params, "lr": group.lr, "name": name})
+        optimizer = torch.optim.AdamW(groups, weight_decay=self.optim_cfg.weight_decay)
+        gamma = self.optim_cfg.final_lr_ratio ** (1 / max(self.max_steps, 1))
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        step = self.global_step
+        # every random draw of a step follows from (seed, step): a resumed run repeats the same steps
+        torch.manual_seed(self.seed * 1_000_003 + step)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_033 + step)
+        self.scene.estimator.update(self.scene.sdf, step)
+        terms = self.objective(self.scene, step, generator)
+        loss = terms.pop("loss")
+        if not math.isfinite(float(loss.detach())):
+            raise FloatingPointError(f"the fit's loss became {float(loss)} at step {step}; try smaller learning rates")
+        self.log("loss", loss, prog_bar=True)
+        self.log_dict({f"loss/{k}": float(v.detach()) for k, v in terms.items()}, prog_bar=False)
+        return loss
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = getattr(self.scene.estimator, "state", None)
+        if state is not None:
+            checkpoint["estimator_state"] = state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "estimator_state" in checkpoint and hasattr(self.scene.estimator, "load_state"):
+            self.scene.estimator.load_state(checkpoint["estimator_state"])
+
+
+@dataclass
+class FitParts:
+    """Everything ``hoirecon fit`` needs: the clip, the scene, the objective and the system."""
+
+    clip: Clip
+    scene: FitScene
+    system: FitSystem
+    category: str
+
+
+def build_fit(config: FitConfig) -> FitParts:
+    """Load the clip, initialise the hands and cameras, and build the components named in ``config``."""
+    if not config.clip:
+        raise DataError("the config names no clip", hint="set clip=path/to/clip (e.g. one from `hoirecon synth clip`)")
+    clip = load_clip(config.clip, config.clip_format or "auto")
+    category = config.category or clip.category
+    hand_model = build("hand_model", config.hand)
+    init = build("initializer", config.initializer).initialize(clip, hand_model)
+    scene = FitScene(
+        hand_model,
+        build("sdf", config.object.sdf),
+        build("renderer", config.object.renderer),
+        build("estimator", config.object.estimator),
+        init,
+        torch.as_tensor(clip.K),
+        clip.image_size,
+        hand_from_obj_shared=config.optim.hand_from_obj_shared,
+    )
+    prior = build("prior", config.prior)
+    weights = clip.frame_weights if clip.frame_weights is not None else torch.ones(len(clip))
+    objective = FitObjective(
+        torch.as_tensor(clip.hand_masks),
+        torch.as_tensor(clip.object_masks),
+        torch.as_tensor(weights),
+        config.loss,
+        config.rays,
+        config.guidance,
+        config.trainer.max_steps,
+        prior=prior,
+        categories=[category],
+    )
+    system = FitSystem(scene, objective, config.optim, config.trainer.max_steps, config.trainer.seed)
+    return FitParts(clip, scene, system, category)
