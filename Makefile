@@ -20,9 +20,13 @@ $(VENV)/.dev: $(BIN)/hoirecon
 install: $(BIN)/hoirecon
 install-dev: $(VENV)/.dev
 
+# The demo: a synthetic mug clip, fitted with configs/fit/demo.yaml (a few minutes on 2 cores).
+# Run again, it finishes the same run (resuming it) and writes its outputs anew.
 demo: install
 	$(BIN)/hoirecon doctor
-	$(BIN)/hoirecon list
+	test -d clips/demo-mug || $(BIN)/hoirecon synth clip --category mug --out clips/demo-mug
+	if [ -f runs/demo/checkpoints/last.ckpt ]; then $(BIN)/hoirecon fit --resume runs/demo; \
+	else $(BIN)/hoirecon fit --config configs/fit/demo.yaml; fi
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -74,7 +74,7 @@ def test_unknown_override_key_names_it(capsys):
     assert code == 1 and out == ""
     assert err.splitlines() == [
         "error: unknown key 'foo' for the fit config; known keys: plugins, clip, clip_format, run_dir, category, "
-        "hand, initializer, object, prior, trainer"
+        "hand, initializer, object, prior, optim, loss, rays, guidance, output, trainer"
     ]
 
 

@@ -110,3 +110,26 @@ def test_missing_clip_is_one_clear_error(tmp_path, capsys):
     code = main(["fit", "--config", str(REPO / "configs/fit/demo.yaml"), f"clip={tmp_path / 'nope'}", *TINY])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("error:") and "nope" in err
+
+
+def test_prior_guidance_reaches_the_object(clip_dir, tmp_path):
+    """With an active prior, guidance steps add the SDS term and its gradient reaches the SDF."""
+    from hoirecon.priors.diffusion import Denoiser, NetworkConfig, save_checkpoint
+
+    net = NetworkConfig(resolution=16, block_out_channels=[16, 16], down_block_types=["DownBlock2D"] * 2)
+    net.norm_num_groups = 8
+    ckpt = save_checkpoint(Denoiser(net), tmp_path / "tiny.safetensors")
+    parts = _parts(
+        clip_dir, tmp_path, "prior.type=diffusion", f"prior.checkpoint={ckpt}", "prior.weight=1.0",
+        "guidance.warmup_steps=1", "guidance.every_n_steps=2",
+        "loss.mask=0", "loss.hand_mask=0", "loss.contour=0", "loss.eikonal=0", "loss.temporal=0",
+    )  # fmt: skip
+    objective, scene = parts.system.objective, parts.scene
+    assert "sds" not in objective(scene, step=0, generator=torch.Generator().manual_seed(0))  # warm-up
+    assert "sds" not in objective(scene, step=3, generator=torch.Generator().manual_seed(0))  # off step
+    terms = objective(scene, step=2, generator=torch.Generator().manual_seed(0))
+    assert "sds" in terms
+    terms["loss"].backward()
+    assert any(float(p.grad.abs().sum()) > 0 for p in scene.sdf.parameters() if p.grad is not None)
+    # the prior's own weights are not part of the fit's state
+    assert not any("denoiser" in k or "unet" in k for k in parts.system.state_dict())

@@ -146,3 +146,11 @@ def test_empty_level_set_is_a_clear_error():
 def test_unknown_key_is_named():
     with pytest.raises(ConfigError, match="unknown key 'foo' for sdf 'mlp'"):
         build("sdf", {"type": "mlp", "foo": 1})
+
+
+@pytest.mark.parametrize("name", ["mlp", "hashgrid"])
+def test_no_points_give_empty_results(name):
+    """A chunk of rays that all miss the object sends no points; that must not fail."""
+    net = build("sdf", name)
+    sdf, grad = net.sdf_and_gradient(torch.zeros(0, 3))
+    assert sdf.shape == (0,) and grad.shape == (0, 3)

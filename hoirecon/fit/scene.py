@@ -122,8 +122,8 @@ class FitScene(nn.Module):
         gradients, and the hand condition (1, 7, R, R) without (REFERENCE.md section 1)."""
         frames = torch.tensor([frame])
         poses = self.poses(frames)
-        distance = float(poses["T_cam_from_hand"][0, :3, 3].norm())
-        focal = float(poses["K"][0, 0, 0]) * resolution / self.image_size[1]
+        distance = float(poses["T_cam_from_hand"][0, :3, 3].detach().norm())
+        focal = float(poses["K"][0, 0, 0].detach()) * resolution / self.image_size[1]
         T_cam_from_hand, K = random_novel_view(distance, focal, resolution, generator)
         T_cam_from_hand, K = T_cam_from_hand[None], K[None]
         with torch.no_grad():

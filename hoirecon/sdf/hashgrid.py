@@ -59,7 +59,7 @@ class HashEncoding(nn.Module):
         index, w = self.lookup(x)
         values = self.table[index]  # (N, L, 8, F)
         out = (values * w[..., None]).sum(2) * self.level_mask[:, None]  # (N, L, F)
-        return out.reshape(len(x), -1)
+        return out.reshape(len(x), out.shape[1] * out.shape[2])
 
 
 @register("sdf", "hashgrid")

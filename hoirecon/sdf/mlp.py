@@ -107,7 +107,7 @@ class MLPSDF(nn.Module):
         u = (x - self.centre) * self.cfg.units_per_metre
         if self.cfg.n_freqs == 0:
             return u
-        scaled = (u[:, None, :] * self.freqs[:, None]).reshape(len(u), -1)
+        scaled = (u[:, None, :] * self.freqs[:, None]).reshape(len(u), 3 * self.cfg.n_freqs)
         return torch.cat([u, torch.sin(scaled), torch.cos(scaled)], dim=-1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
