@@ -81,7 +81,13 @@ def _run_config(args: argparse.Namespace, schema: type, command: str):  # noqa: 
     cfg = compose(path, args.overrides)
     if args.resume:  # a resumed run stays in its folder
         cfg.run_dir = str(args.resume)
-    return cfg, validate(cfg, schema)
+    config = validate(cfg, schema)
+    run_dir = Path(config.run_dir)
+    if not args.resume and (run_dir / "checkpoints").exists():
+        raise HoireconError(
+            f"{run_dir}: already holds a run", hint=f"resume it with --resume {run_dir}, or set run_dir=..."
+        )
+    return cfg, config
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
@@ -90,19 +96,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     cfg, config = _run_config(args, FitConfig, "fit")
     run_dir = Path(config.run_dir)
-    if not args.resume and (run_dir / "checkpoints").exists():
-        raise HoireconError(
-            f"{run_dir}: already holds a run", hint=f"resume it with --resume {run_dir}, or set run_dir=..."
-        )
-
-    import lightning as L
 
     from hoirecon.fit.outputs import write_outputs
-    from hoirecon.systems.common import configure_threads, last_checkpoint, make_trainer
+    from hoirecon.systems.common import last_checkpoint, make_trainer, start_run
     from hoirecon.systems.fit import build_fit
 
-    configure_threads(config.trainer.threads)
-    L.seed_everything(config.trainer.seed, verbose=False)
+    start_run(config.trainer)
     parts = build_fit(config)
     clip = parts.clip
     h, w = clip.image_size
@@ -112,6 +111,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     trainer.fit(parts.system, ckpt_path=last_checkpoint(run_dir) if args.resume else None)
     preview = {"frames": config.output.preview_frames, "size": config.output.preview_size}
     metrics = write_outputs(parts.scene, clip, run_dir, config.object.export_resolution, preview)
+    if not (run_dir / "object.obj").is_file():
+        print("warning: the SDF has no surface inside its box; no object mesh was written", file=sys.stderr)
     print(f"object mesh: {run_dir / 'object.obj'} (in the hand frame: {run_dir / 'object_in_hand.obj'})")
     print(f"hands, poses: {run_dir / 'hands'}/, {run_dir / 'poses.npz'}")
     print(f"preview: {run_dir / 'preview.png'}")
@@ -123,24 +124,67 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from hoirecon.fit.outputs import object_mesh, write_meshes_and_poses
+    from hoirecon.sdf.mesh import EmptySurfaceError
+    from hoirecon.systems.common import configure_threads
+    from hoirecon.systems.fit import load_run
+
+    configure_threads(0)
+    parts = load_run(args.run_dir)
+    try:
+        mesh = object_mesh(parts.scene, args.resolution)
+    except EmptySurfaceError as exc:
+        raise HoireconError(f"{args.run_dir}: {exc}") from None
+    paths = write_meshes_and_poses(parts.scene, Path(args.run_dir), mesh, parts.clip.frame_names, (f".{args.format}",))
+    print(f"object: {paths[2]} ({len(mesh.vertices)} vertices, grid {args.resolution}); hand frame: {paths[3]}")
+    print(f"hands: {len(paths) - 4} files in {Path(args.run_dir) / 'hands'}; poses: {paths[0]}, {paths[1]}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from hoirecon.data.load import load_clip
+    from hoirecon.fit.outputs import evaluate, object_mesh
+    from hoirecon.sdf.mesh import EmptySurfaceError
+    from hoirecon.systems.common import configure_threads
+    from hoirecon.systems.fit import load_run
+    from hoirecon.utils.io import atomic_write_text
+
+    configure_threads(0)
+    parts = load_run(args.run_dir)
+    clip = load_clip(args.gt) if args.gt else parts.clip
+    if clip.gt is None:
+        raise HoireconError(f"{clip.path}: the clip has no ground truth (gt/)", hint="pass --gt CLIP with a gt/ folder")
+    if len(clip) != parts.scene.n_frames:
+        raise HoireconError(f"{clip.path}: {len(clip)} frames, the run fitted {parts.scene.n_frames}")
+    resolution = args.resolution or parts.config.object.export_resolution
+    try:
+        mesh = object_mesh(parts.scene, resolution)
+    except EmptySurfaceError:
+        mesh = None
+        print("warning: the SDF has no surface inside its box; object metrics are skipped", file=sys.stderr)
+    metrics = evaluate(parts.scene, clip, mesh)
+    path = atomic_write_text(Path(args.run_dir) / "metrics.json", json.dumps(metrics, indent=1))
+    width = max((len(k) for k in metrics), default=0)
+    for key, value in metrics.items():
+        print(f"{key:<{width}}  {value:.4f}")
+    print(f"written to {path}")
+    return 0
+
+
 def _cmd_train_prior(args: argparse.Namespace) -> int:
     from hoirecon.config import save_config
     from hoirecon.schema import PriorTrainConfig
 
     cfg, config = _run_config(args, PriorTrainConfig, "train-prior")
     run_dir = Path(config.run_dir)
-    if not args.resume and (run_dir / "checkpoints").exists():
-        raise HoireconError(
-            f"{run_dir}: already holds a run", hint=f"resume it with --resume {run_dir}, or set run_dir=..."
-        )
 
-    import lightning as L
-
-    from hoirecon.systems.common import configure_threads, last_checkpoint, make_trainer
+    from hoirecon.systems.common import last_checkpoint, make_trainer, start_run
     from hoirecon.systems.prior import PriorDataModule, PriorSystem
 
-    configure_threads(config.trainer.threads)
-    L.seed_everything(config.trainer.seed, verbose=False)
+    start_run(config.trainer)
     data = PriorDataModule(config.data, config.network.resolution, seed=config.trainer.seed)
     system = PriorSystem(config.network, config.train)
     trainer = make_trainer(
@@ -312,16 +356,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256, help="side of the square cropped frames (hoi4d)")
     p.add_argument("--out", help="output clip folder (hoi4d)")
 
-    p = add("eval", "score a finished run against ground truth", _not_built("eval"))
+    p = add("eval", "score a finished run against ground truth", _cmd_eval)
     p.add_argument("run_dir", help="run folder")
     p.add_argument("--gt", help="clip folder with gt/ (default: the run's clip)")
+    p.add_argument("--resolution", type=int, help="marching-cubes grid size (default: the run's)")
 
     p = add("compare", "fit a grid of variants over clips and tabulate", _not_built("compare"))
     p.add_argument("--config", required=True, help="YAML config (see configs/compare/)")
     p.add_argument("--shard", help="i/n: run only this shard of the grid")
     p.add_argument("--jobs", type=int, default=1, help="parallel processes")
 
-    p = add("export", "re-extract meshes and poses from a run's checkpoint", _not_built("export"))
+    p = add("export", "re-extract meshes and poses from a run's checkpoint", _cmd_export)
     p.add_argument("run_dir", help="run folder")
     p.add_argument("--resolution", type=int, default=256, help="marching-cubes grid size")
     p.add_argument("--format", choices=["obj", "ply", "glb"], default="obj", help="mesh format")

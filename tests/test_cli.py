@@ -99,9 +99,7 @@ def test_fit_without_config_and_missing_files(capsys, tmp_path):
 @pytest.mark.parametrize(
     "argv",
     [
-        ["eval", "run"],
         ["compare", "--config", "x.yaml"],
-        ["export", "run"],
     ],
 )
 def test_unbuilt_commands_say_so_and_exit_2(capsys, argv, tmp_path, monkeypatch):

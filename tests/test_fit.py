@@ -100,6 +100,24 @@ def test_resumed_run_equals_uninterrupted(clip_dir, tmp_path, capsys):
     assert a["global_step"] == b["global_step"] == 4
     for key, value in a["state_dict"].items():
         assert torch.allclose(value, b["state_dict"][key], atol=1e-6), key
+    # export re-extracts meshes from the checkpoint, in another format and resolution
+    capsys.readouterr()
+    assert main(["export", str(full), "--format", "glb", "--resolution", "20"]) == 0
+    assert "object:" in capsys.readouterr().out
+    assert (full / "object.glb").is_file() and (full / "object_in_hand.glb").is_file()
+    assert len(list((full / "hands").glob("*.glb"))) == 3
+    assert main(["export", str(tmp_path / "nothing")]) == 1
+    # eval scores the run against the clip's ground truth, and says so when there is none
+    (full / "metrics.json").unlink()
+    assert main(["eval", str(full), "--resolution", "20"]) == 0
+    metrics = json.loads((full / "metrics.json").read_text())
+    assert 0 <= metrics["object/f@10mm[rigid]"] <= 1 and "hand_init/mpjpe_mm[root]" in metrics
+    no_gt = tmp_path / "no_gt"
+    shutil.copytree(clip_dir, no_gt)
+    shutil.rmtree(no_gt / "gt")
+    capsys.readouterr()
+    assert main(["eval", str(full), "--gt", str(no_gt)]) == 1
+    assert "no ground truth" in capsys.readouterr().err
     # a second fit into the same folder is refused
     capsys.readouterr()
     assert main(["fit", "--config", str(REPO / "configs/fit/demo.yaml"), f"run_dir={full}", *args]) == 1

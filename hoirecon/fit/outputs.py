@@ -12,6 +12,7 @@ run_dir/
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -55,29 +56,39 @@ def poses(scene: FitScene) -> dict[str, np.ndarray]:
 def write_outputs(scene: FitScene, clip: Clip, run_dir: str | Path, mesh_resolution: int, preview: dict) -> dict:
     """Write every output; returns the metrics (empty without ground truth)."""
     run_dir = Path(run_dir)
-    arrays = poses(scene)
-    with atomic_path(run_dir / "poses.npz") as tmp:
-        np.savez(tmp, **arrays)
-    atomic_write_text(run_dir / "poses.json", json.dumps({k: v.tolist() for k, v in arrays.items()}))
-    with torch.no_grad():
-        hands = scene.hands(torch.arange(scene.n_frames))
-    faces = scene.hand_model.faces.numpy()
-    for name, verts in zip(clip.frame_names, hands.vertices.numpy()):
-        save_mesh(trimesh.Trimesh(verts, faces, process=False), run_dir / "hands" / f"{name}.obj")
     try:
         mesh = object_mesh(scene, mesh_resolution)
     except EmptySurfaceError:
         mesh = None
-    if mesh is not None:
-        in_hand = mesh.copy().apply_transform(arrays["T_hand_from_obj"][0])
-        for suffix in (".obj", ".ply"):
-            save_mesh(mesh, run_dir / f"object{suffix}")
-            save_mesh(in_hand, run_dir / f"object_in_hand{suffix}")
+    write_meshes_and_poses(scene, run_dir, mesh, clip.frame_names, (".obj", ".ply"))
     save_preview(scene, clip, mesh, run_dir / "preview.png", **preview)
     metrics = evaluate(scene, clip, mesh) if clip.gt is not None else {}
     if metrics:
         atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=1))
     return metrics
+
+
+def write_meshes_and_poses(
+    scene: FitScene, run_dir: Path, mesh: trimesh.Trimesh | None, frame_names: list[str], suffixes: tuple[str, ...]
+) -> list[Path]:
+    """poses.npz/json, the object in its frame and in the hand frame, and each frame's hand."""
+    arrays = poses(scene)
+    with atomic_path(run_dir / "poses.npz") as tmp:
+        np.savez(tmp, **arrays)
+    written = [run_dir / "poses.npz"]
+    written.append(atomic_write_text(run_dir / "poses.json", json.dumps({k: v.tolist() for k, v in arrays.items()})))
+    with torch.no_grad():
+        hands = scene.hands(torch.arange(scene.n_frames))
+    faces = scene.hand_model.faces.numpy()
+    for suffix in suffixes:
+        if mesh is not None:
+            in_hand = mesh.copy().apply_transform(arrays["T_hand_from_obj"][0])
+            written.append(save_mesh(mesh, run_dir / f"object{suffix}"))
+            written.append(save_mesh(in_hand, run_dir / f"object_in_hand{suffix}"))
+        for name, verts in zip(frame_names, hands.vertices.numpy()):
+            hand = trimesh.Trimesh(verts, faces, process=False)
+            written.append(save_mesh(hand, run_dir / "hands" / f"{name}{suffix}"))
+    return written
 
 
 # -- metrics --------------------------------------------------------------------------------------
@@ -167,7 +178,7 @@ def save_preview(
     """input | GT masks | render overlay (hand red, object blue) | two novel views, one row per frame."""
     picks = np.unique(np.linspace(0, len(clip) - 1, max(frames, 1)).round().astype(int))
     rows = []
-    for i in picks:
+    for row, i in enumerate(picks):
         image = clip.images[i]
         masks = np.zeros_like(image)
         masks[clip.hand_masks[i]] = HAND_RGB
@@ -177,7 +188,8 @@ def save_preview(
         colour = labels[..., :1] * HAND_RGB + labels[..., 1:2] * OBJECT_RGB + labels[..., 2:] * image
         overlay = (0.6 * colour + 0.4 * image).clip(0, 255).astype(np.uint8)
         tiles = [_resize(t, size) for t in (image, masks, overlay)]
-        tiles += [novel_view_tile(scene, mesh, int(i), a, size) for a in (0.0, 2.2)]
+        # two views per row, turning from row to row, so the rows show the object from six sides
+        tiles += [novel_view_tile(scene, mesh, int(i), a + row * 1.05, size) for a in (0.0, math.pi)]
         rows.append(np.concatenate(tiles, 1))
     with atomic_path(path) as tmp:
         import imageio.v3 as iio

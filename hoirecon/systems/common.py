@@ -20,6 +20,12 @@ def configure_threads(threads: int) -> None:
     torch.set_flush_denormal(True)
 
 
+def start_run(cfg: TrainerSection) -> None:
+    """Threads and seeds for a run, before anything random is built."""
+    configure_threads(cfg.threads)
+    L.seed_everything(cfg.seed, verbose=False)
+
+
 def last_checkpoint(run_dir: Path) -> Path | None:
     path = Path(run_dir) / "checkpoints" / "last.ckpt"
     return path if path.is_file() else None

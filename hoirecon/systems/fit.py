@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -102,6 +103,7 @@ class FitParts:
     scene: FitScene
     system: FitSystem
     category: str
+    config: FitConfig
 
 
 def build_fit(config: FitConfig) -> FitParts:
@@ -136,4 +138,22 @@ def build_fit(config: FitConfig) -> FitParts:
         categories=[category],
     )
     system = FitSystem(scene, objective, config.optim, config.trainer.max_steps, config.trainer.seed)
-    return FitParts(clip, scene, system, category)
+    return FitParts(clip, scene, system, category, config)
+
+
+def load_run(run_dir: str | Path) -> FitParts:
+    """Rebuild a run's fit from its config.yaml and its last checkpoint (for export and evaluation)."""
+    from hoirecon.config import compose, validate
+    from hoirecon.systems.common import last_checkpoint
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise DataError(f"{run_dir}: not a run folder (no config.yaml)")
+    checkpoint = last_checkpoint(run_dir)
+    if checkpoint is None:
+        raise DataError(f"{run_dir}: no checkpoints/last.ckpt; the run has not saved a step yet")
+    parts = build_fit(validate(compose(run_dir / "config.yaml", []), FitConfig))
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    parts.system.load_state_dict(state["state_dict"])
+    parts.system.on_load_checkpoint(state)
+    return parts
