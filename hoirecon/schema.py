@@ -199,5 +199,50 @@ class PriorTrainConfig:
     )
 
 
+@dataclass
+class Hoi4dClipsSection:
+    """HOI4D sequences to convert (once, into the comparison's folder) and fit."""
+
+    #: The HOI4D release root; required when ``ids`` is not empty.
+    root: str = ""
+    ids: list[str] = field(default_factory=list)
+    #: Frame range a:b or a:b:step of each sequence.
+    frames: str = "0:"
+    #: Side of the square crops, pixels.
+    size: int = 256
+
+
+@dataclass
+class CompareConfig:
+    """``hoirecon compare``: every variant fitted on every clip, then tabulated."""
+
+    NAME: ClassVar[str] = "compare"
+    COMPONENTS: ClassVar[dict[str, str]] = {}
+
+    plugins: list[str] = field(default_factory=list)
+    #: The fit config every run starts from (relative to the working directory).
+    fit_config: str = "configs/fit/demo.yaml"
+    #: Clip folders.
+    clips: list[str] = field(default_factory=list)
+    #: A text file listing clip folders, one per line, relative to the file (e.g. a synth split's).
+    manifest: str = ""
+    hoi4d: Hoi4dClipsSection = field(default_factory=Hoi4dClipsSection)
+    #: Dotted fit-config keys and the values to try; the variants are every combination.
+    variants: dict[str, list[Any]] = field(default_factory=dict)
+    #: Overrides for every run, e.g. trainer.max_steps=500.
+    overrides: list[str] = field(default_factory=list)
+    run_dir: str = "runs/compare"
+    #: metrics.json keys tabulated and plotted.
+    metrics: list[str] = field(
+        default_factory=lambda: [
+            "object/f@5mm[rigid]",
+            "object/f@10mm[rigid]",
+            "object/chamfer_cm2[rigid]",
+            "object/f@10mm[hand_relative]",
+            "hand/mpjpe_mm[root]",
+        ]
+    )
+
+
 #: Which schema validates the files of each folder under configs/.
-SCHEMAS: dict[str, type] = {"fit": FitConfig, "prior": PriorTrainConfig}
+SCHEMAS: dict[str, type] = {"fit": FitConfig, "prior": PriorTrainConfig, "compare": CompareConfig}

@@ -71,7 +71,7 @@ def write_outputs(scene: FitScene, clip: Clip, run_dir: str | Path, mesh_resolut
 def write_meshes_and_poses(
     scene: FitScene, run_dir: Path, mesh: trimesh.Trimesh | None, frame_names: list[str], suffixes: tuple[str, ...]
 ) -> list[Path]:
-    """poses.npz/json, the object in its frame and in the hand frame, and each frame's hand."""
+    """poses.npz/json, the object in its frame and in the hand frame (each suffix), each frame's hand."""
     arrays = poses(scene)
     with atomic_path(run_dir / "poses.npz") as tmp:
         np.savez(tmp, **arrays)
@@ -85,9 +85,9 @@ def write_meshes_and_poses(
             in_hand = mesh.copy().apply_transform(arrays["T_hand_from_obj"][0])
             written.append(save_mesh(mesh, run_dir / f"object{suffix}"))
             written.append(save_mesh(in_hand, run_dir / f"object_in_hand{suffix}"))
-        for name, verts in zip(frame_names, hands.vertices.numpy()):
-            hand = trimesh.Trimesh(verts, faces, process=False)
-            written.append(save_mesh(hand, run_dir / "hands" / f"{name}{suffix}"))
+    for name, verts in zip(frame_names, hands.vertices.numpy()):  # hands in the first format only
+        hand = trimesh.Trimesh(verts, faces, process=False)
+        written.append(save_mesh(hand, run_dir / "hands" / f"{name}{suffixes[0]}"))
     return written
 
 

@@ -1,0 +1,202 @@
+"""``hoirecon compare``: a grid of fit variants over clips, run as separate processes, then tabulated.
+
+Each run is ``hoirecon fit`` in its own process (a crash or a killed job costs one run) in
+``run_dir/<variant>/<clip>``. A run is finished when its ``compare.json`` exists (written after the
+fit exits cleanly, with its wall time); a started but unfinished run is resumed from its checkpoint.
+So a comparison resumes where it stopped, and ``--shard i/n`` splits the runs over cluster jobs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from hoirecon.errors import DataError, HoireconError
+from hoirecon.schema import CompareConfig
+from hoirecon.utils.io import atomic_write_text
+
+
+@dataclass
+class Job:
+    variant: str
+    overrides: list[str]
+    clip: Path
+    run_dir: Path
+
+    @property
+    def done(self) -> bool:
+        return (self.run_dir / "compare.json").is_file()
+
+
+def variant_grid(variants: dict[str, list]) -> list[tuple[str, list[str]]]:
+    """Every combination of the variant values: (name, overrides); name like ``sdf.type=mlp,prior.type=none``."""
+    if not variants:
+        return [("base", [])]
+    keys = list(variants)
+    grid = []
+    for values in itertools.product(*(variants[k] for k in keys)):
+        overrides = [f"{k}={v}" for k, v in zip(keys, values)]
+        name = ",".join(f"{k.split('.', 1)[-1] if k.count('.') > 1 else k}={v}" for k, v in zip(keys, values))
+        grid.append((name, overrides))
+    return grid
+
+
+def clip_folders(cfg: CompareConfig, convert: bool = True) -> list[Path]:
+    """The comparison's clips: listed folders, a manifest's, and HOI4D sequences (converted once)."""
+    clips = [Path(c) for c in cfg.clips]
+    if cfg.manifest:
+        manifest = Path(cfg.manifest)
+        if not manifest.is_file():
+            raise DataError(f"{manifest}: manifest not found", hint="hoirecon synth split --out ... writes one")
+        names = [line.strip() for line in manifest.read_text().splitlines() if line.strip()]
+        clips += [manifest.parent / name for name in names]
+    if cfg.hoi4d.ids:
+        if not cfg.hoi4d.root:
+            raise DataError("hoi4d.root is required: the folder of the HOI4D release", hint="add hoi4d.root=/path")
+        for seq in cfg.hoi4d.ids:
+            out = Path(cfg.run_dir) / "clips" / seq.replace("/", "_")
+            if convert and not out.exists():
+                _convert_hoi4d(cfg, seq, out)
+            clips.append(out)
+    missing = [c for c in clips if not c.is_dir()]
+    if missing:
+        raise DataError(f"{missing[0]}: clip folder not found ({len(missing)} of {len(clips)} missing)")
+    if not clips:
+        raise DataError("the comparison names no clips (clips:, manifest: or hoi4d.ids:)")
+    return clips
+
+
+def _convert_hoi4d(cfg: CompareConfig, seq: str, out: Path) -> None:
+    from hoirecon.data.formats.hoirecon import write_clip
+    from hoirecon.registry import build
+
+    spec = {"type": "hoi4d", "root": cfg.hoi4d.root, "frames": cfg.hoi4d.frames, "size": cfg.hoi4d.size}
+    write_clip(build("clip_format", spec).load(seq), out)
+
+
+def plan(cfg: CompareConfig, shard: tuple[int, int] = (0, 1)) -> list[Job]:
+    """Every (variant, clip) run, in a fixed order; only shard i of n (every n-th run from the i-th)."""
+    clips = clip_folders(cfg)
+    names = [c.name for c in clips]
+    if len(set(names)) != len(names):
+        raise DataError("two clips share a folder name; runs are named after it")
+    jobs = [
+        Job(variant, overrides, clip, Path(cfg.run_dir) / variant / clip.name)
+        for variant, overrides in variant_grid(cfg.variants)
+        for clip in clips
+    ]
+    i, n = shard
+    return jobs[i::n]
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if not text:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise HoireconError(f"--shard must look like i/n (e.g. 0/4), got '{text}'") from None
+    if not 0 <= i < n:
+        raise HoireconError(f"--shard {text}: need 0 <= i < n")
+    return i, n
+
+
+def run_job(job: Job, cfg: CompareConfig, threads: int) -> tuple[Job, str]:
+    """Run (or resume) one fit in its own process; returns the job and '' or an error line."""
+    base = [sys.executable, "-m", "hoirecon"]
+    common = [f"trainer.threads={threads}", "trainer.progress_bar=false"]
+    if (job.run_dir / "checkpoints" / "last.ckpt").is_file():
+        cmd = [*base, "fit", "--resume", str(job.run_dir), *common]
+    else:
+        cmd = [*base, "fit", "--config", cfg.fit_config, f"clip={job.clip}", f"run_dir={job.run_dir}"]
+        cmd += [*cfg.overrides, *job.overrides, *common]
+    start = time.perf_counter()
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.startswith("error:")] or result.stderr.splitlines()
+        return job, (lines[-1] if lines else f"exit code {result.returncode}")
+    seconds = time.perf_counter() - start  # a resumed run counts from its resume
+    atomic_write_text(job.run_dir / "compare.json", json.dumps({"seconds": seconds, "variant": job.variant}))
+    return job, ""
+
+
+def run_all(jobs: list[Job], cfg: CompareConfig, parallel: int, advance=None) -> list[tuple[Job, str]]:  # noqa: ANN001
+    """Run every unfinished job, ``parallel`` at a time, threads split between them."""
+    todo = [j for j in jobs if not j.done]
+    threads = max(1, (os.cpu_count() or 1) // max(parallel, 1))
+    failures = []
+    with ThreadPoolExecutor(max(parallel, 1)) as pool:
+        for job, error in pool.map(lambda j: run_job(j, cfg, threads), todo):
+            if error:
+                failures.append((job, error))
+            if advance:
+                advance(1)
+    return failures
+
+
+# -- tables ---------------------------------------------------------------------------------------
+
+
+def collect(cfg: CompareConfig) -> list[dict]:
+    """One row per finished run: variant, clip, category, minutes and the configured metrics."""
+    rows = []
+    for job in plan(cfg):
+        if not job.done:
+            continue
+        info = json.loads((job.run_dir / "compare.json").read_text())
+        metrics_path = job.run_dir / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        meta = job.clip / "meta.yaml"
+        category = (yaml.safe_load(meta.read_text()) or {}).get("category", "") if meta.is_file() else ""
+        row = {"variant": job.variant, "clip": job.clip.name, "category": category, "minutes": info["seconds"] / 60}
+        row.update({key: metrics.get(key, math.nan) for key in cfg.metrics})
+        rows.append(row)
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return atomic_write_text(path, buffer.getvalue())
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def markdown_table(rows: list[dict], metrics: list[str]) -> str:
+    """Mean per variant, then mean per variant and category; every column names its convention."""
+    columns = ["minutes", *metrics]
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    lines = ["| variant | runs | " + " | ".join(columns) + " |", "|---|---:|" + "---:|" * len(columns)]
+    for v in variants:
+        mine = [r for r in rows if r["variant"] == v]
+        cells = [f"{_mean([r[c] for r in mine]):.3f}" for c in columns]
+        lines.append(f"| {v} | {len(mine)} | " + " | ".join(cells) + " |")
+    categories = sorted({r["category"] for r in rows})
+    if len(categories) > 1:
+        lines += ["", "| variant | category | runs | " + " | ".join(metrics) + " |"]
+        lines.append("|---|---|---:|" + "---:|" * len(metrics))
+        for v in variants:
+            for c in categories:
+                mine = [r for r in rows if r["variant"] == v and r["category"] == c]
+                if mine:
+                    cells = [f"{_mean([r[m] for r in mine]):.3f}" for m in metrics]
+                    lines.append(f"| {v} | {c} | {len(mine)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

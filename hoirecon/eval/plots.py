@@ -1,0 +1,65 @@
+"""Small PNG charts for comparisons, drawn with Pillow (no plotting library is needed here)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from hoirecon.utils.io import atomic_path
+
+PALETTE = [(66, 110, 200), (220, 110, 50), (80, 160, 90), (180, 70, 160), (120, 120, 120), (200, 170, 40)]
+W, H, MARGIN = 560, 320, 48
+
+
+def _frame(title: str) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+    image = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((MARGIN, 10), title, fill="black")
+    draw.line([(MARGIN, H - MARGIN), (W - 10, H - MARGIN)], fill="black")
+    draw.line([(MARGIN, 30), (MARGIN, H - MARGIN)], fill="black")
+    return image, draw
+
+
+def _save(image: Image.Image, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        image.save(tmp)
+    return Path(path)
+
+
+def bar_chart(values: dict[str, float], title: str, path: Path) -> Path:
+    """One bar per label (NaN bars are left empty), value printed on top."""
+    image, draw = _frame(title)
+    finite = [v for v in values.values() if not math.isnan(v)]
+    top = max(finite + [1e-9]) * 1.15
+    n = max(len(values), 1)
+    slot = (W - MARGIN - 20) / n
+    for i, (label, value) in enumerate(values.items()):
+        x0 = MARGIN + 10 + i * slot
+        draw.text((x0, H - MARGIN + 6), label[:24], fill="black")
+        if math.isnan(value):
+            continue
+        y = H - MARGIN - (H - MARGIN - 40) * value / top
+        draw.rectangle([x0, y, x0 + slot * 0.6, H - MARGIN], fill=PALETTE[i % len(PALETTE)])
+        draw.text((x0, y - 14), f"{value:.3f}", fill="black")
+    return _save(image, path)
+
+
+def scatter(points: dict[str, tuple[float, float]], title: str, xlabel: str, ylabel: str, path: Path) -> Path:
+    """One labelled point per variant, e.g. quality against minutes."""
+    image, draw = _frame(title)
+    pts = {k: v for k, v in points.items() if not any(math.isnan(c) for c in v)}
+    xs, ys = [p[0] for p in pts.values()] or [1.0], [p[1] for p in pts.values()] or [1.0]
+    x_top, y_top = max(xs) * 1.2 or 1.0, max(ys) * 1.2 or 1.0
+    for i, (label, (x, y)) in enumerate(pts.items()):
+        px = MARGIN + (W - MARGIN - 20) * x / x_top
+        py = H - MARGIN - (H - MARGIN - 40) * y / y_top
+        colour = PALETTE[i % len(PALETTE)]
+        draw.ellipse([px - 5, py - 5, px + 5, py + 5], fill=colour)
+        draw.text((px + 8, py - 6), f"{label} ({x:.1f}, {y:.3f})", fill=colour)
+    draw.text((W // 2, H - 20), xlabel, fill="black")
+    draw.text((4, 24), ylabel, fill="black")
+    draw.text((MARGIN - 30, 36), f"{y_top:.2f}", fill="gray")
+    draw.text((W - 60, H - MARGIN + 6), f"{x_top:.1f}", fill="gray")
+    return _save(image, path)
