@@ -174,6 +174,31 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from hoirecon.config import compose, save_config, validate
+    from hoirecon.eval import compare
+    from hoirecon.schema import CompareConfig
+    from hoirecon.utils.progress import progress_bar
+
+    cfg = compose(Path(args.config), args.overrides)
+    config = validate(cfg, CompareConfig)
+    shard = compare.parse_shard(args.shard)
+    jobs = compare.plan(config, shard)
+    out = Path(config.run_dir)
+    save_config(cfg, out / "config.yaml")
+    todo = [j for j in jobs if not j.done]
+    print(f"{len(jobs)} runs in this shard ({len(jobs) - len(todo)} finished already), {args.jobs} at a time")
+    with progress_bar(len(todo), "runs") as advance:
+        failures = compare.run_all(jobs, config, args.jobs, advance)
+    for job, error in failures:
+        print(f"error: {job.run_dir}: {error}", file=sys.stderr)
+    rows = compare.collect(config)
+    table = compare.write_results(rows, config.metrics, out)
+    print(table)
+    print(f"results: {out / 'results.csv'}, {out / 'results.md'}, plots: {out}/plot_*.png")
+    return 1 if failures else 0
+
+
 def _cmd_train_prior(args: argparse.Namespace) -> int:
     from hoirecon.config import save_config
     from hoirecon.schema import PriorTrainConfig
@@ -286,13 +311,6 @@ def _convert_hoi4d(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_built(what: str) -> Handler:
-    def handler(args: argparse.Namespace) -> int:
-        raise NotBuiltError(f"{what} is not built yet")
-
-    return handler
-
-
 # -- parser ---------------------------------------------------------------------------------------
 
 
@@ -361,10 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt", help="clip folder with gt/ (default: the run's clip)")
     p.add_argument("--resolution", type=int, help="marching-cubes grid size (default: the run's)")
 
-    p = add("compare", "fit a grid of variants over clips and tabulate", _not_built("compare"))
+    p = add("compare", "fit a grid of variants over clips and tabulate", _cmd_compare)
     p.add_argument("--config", required=True, help="YAML config (see configs/compare/)")
     p.add_argument("--shard", help="i/n: run only this shard of the grid")
     p.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. hoi4d.root=/data")
 
     p = add("export", "re-extract meshes and poses from a run's checkpoint", _cmd_export)
     p.add_argument("run_dir", help="run folder")

@@ -96,20 +96,6 @@ def test_fit_without_config_and_missing_files(capsys, tmp_path):
     assert code == 1 and "not a run folder (no config.yaml)" in err
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["compare", "--config", "x.yaml"],
-    ],
-)
-def test_unbuilt_commands_say_so_and_exit_2(capsys, argv, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    code, out, err = run(capsys, *argv)
-    assert code == 2 and out == ""
-    assert err.splitlines() == [f"error: {argv[0]} is not built yet"]
-    assert list(tmp_path.iterdir()) == []  # no fake output
-
-
 def test_debug_shows_the_traceback(capsys):
     from hoirecon.errors import ConfigError
 

@@ -175,7 +175,7 @@ def write_csv(rows: list[dict], path: Path) -> Path:
     return atomic_write_text(path, buffer.getvalue())
 
 
-def _mean(values: list[float]) -> float:
+def mean_finite(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return sum(finite) / len(finite) if finite else math.nan
 
@@ -187,7 +187,7 @@ def markdown_table(rows: list[dict], metrics: list[str]) -> str:
     lines = ["| variant | runs | " + " | ".join(columns) + " |", "|---|---:|" + "---:|" * len(columns)]
     for v in variants:
         mine = [r for r in rows if r["variant"] == v]
-        cells = [f"{_mean([r[c] for r in mine]):.3f}" for c in columns]
+        cells = [f"{mean_finite([r[c] for r in mine]):.3f}" for c in columns]
         lines.append(f"| {v} | {len(mine)} | " + " | ".join(cells) + " |")
     categories = sorted({r["category"] for r in rows})
     if len(categories) > 1:
@@ -197,6 +197,29 @@ def markdown_table(rows: list[dict], metrics: list[str]) -> str:
             for c in categories:
                 mine = [r for r in rows if r["variant"] == v and r["category"] == c]
                 if mine:
-                    cells = [f"{_mean([r[m] for r in mine]):.3f}" for m in metrics]
+                    cells = [f"{mean_finite([r[m] for r in mine]):.3f}" for m in metrics]
                     lines.append(f"| {v} | {c} | {len(mine)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def write_results(rows: list[dict], metrics: list[str], out: Path) -> str:
+    """results.csv, results.md (returned) and the plots: a bar chart per metric, quality against time."""
+    from hoirecon.eval.plots import bar_chart, scatter
+
+    write_csv(rows, out / "results.csv")
+    table = markdown_table(rows, metrics)
+    atomic_write_text(out / "results.md", table)
+    by_variant: dict[str, list[dict]] = {}
+    for row in rows:
+        by_variant.setdefault(row["variant"], []).append(row)
+    for metric in metrics:
+        slug = "".join(c if c.isalnum() else "_" for c in metric).strip("_")
+        bars = {v: mean_finite([r[metric] for r in rs]) for v, rs in by_variant.items()}
+        bar_chart(bars, metric, out / f"plot_{slug}.png")
+    quality = metrics[1] if len(metrics) > 1 else metrics[0]
+    points = {
+        v: (mean_finite([r["minutes"] for r in rs]), mean_finite([r[quality] for r in rs]))
+        for v, rs in by_variant.items()
+    }
+    scatter(points, f"{quality} against minutes per run", "minutes", quality, out / "plot_quality_time.png")
+    return table
