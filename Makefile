@@ -13,8 +13,8 @@ $(BIN)/hoirecon: setup.cfg pyproject.toml constraints.txt
 	$(PIP) -e .
 	touch $@
 
-$(VENV)/.dev: $(BIN)/hoirecon
-	$(PIP) -e '.[dev]' -e plugins/hoirecon-example
+$(VENV)/.dev: $(BIN)/hoirecon plugins/hoirecon-example/setup.cfg plugins/hoirecon-smooth/setup.cfg
+	$(PIP) -e '.[dev]' -e plugins/hoirecon-example -e plugins/hoirecon-smooth
 	touch $@
 
 install: $(BIN)/hoirecon

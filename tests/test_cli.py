@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,8 @@ def test_list_shows_every_role_with_sources(capsys):
     for role in ROLES:
         assert f"\n{role}\n" in f"\n{out}"
     assert "none" in out and "built-in" in out
-    assert "mask-area  plugin hoirecon-example (example = hoirecon_example)" in out
+    assert re.search(r"\n  mask-area +plugin hoirecon-example \(example = hoirecon_example\)\n", out)
+    assert re.search(r"\n  smooth-surface +plugin hoirecon-smooth \(smooth = hoirecon_smooth\)\n", out)
     code, out, _ = run(capsys, "list", "--role", "prior")
     assert out.splitlines()[0] == "prior"
     code, _, err = run(capsys, "list", "--role", "shapes")

@@ -151,3 +151,12 @@ def test_prior_guidance_reaches_the_object(clip_dir, tmp_path):
     assert any(float(p.grad.abs().sum()) > 0 for p in scene.sdf.parameters() if p.grad is not None)
     # the prior's own weights are not part of the fit's state
     assert not any("denoiser" in k or "unet" in k for k in parts.system.state_dict())
+
+
+def test_a_plugin_prior_guides_the_fit(clip_dir, tmp_path):
+    """The smooth-surface plugin prior, selected by name, adds its term and reaches the SDF."""
+    parts = _parts(clip_dir, tmp_path, "prior.type=smooth-surface", "guidance.warmup_steps=0", "loss.mask=0")
+    terms = parts.system.objective(parts.scene, step=0, generator=torch.Generator().manual_seed(1))
+    assert "sds" in terms and float(terms["sds"]) > 0
+    terms["loss"].backward()
+    assert any(float(p.grad.abs().sum()) > 0 for p in parts.scene.sdf.parameters() if p.grad is not None)
