@@ -115,7 +115,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         print("warning: the SDF has no surface inside its box; no object mesh was written", file=sys.stderr)
     print(f"object mesh: {run_dir / 'object.obj'} (in the hand frame: {run_dir / 'object_in_hand.obj'})")
     print(f"hands, poses: {run_dir / 'hands'}/, {run_dir / 'poses.npz'}")
-    print(f"preview: {run_dir / 'preview.png'}")
+    from hoirecon.eval.report import run_report
+
+    print(f"preview: {run_dir / 'preview.png'}; report: {run_report(run_dir)}")
     if metrics:
         width = max(len(k) for k in metrics)
         print(f"metrics ({run_dir / 'metrics.json'}):")
@@ -194,8 +196,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"error: {job.run_dir}: {error}", file=sys.stderr)
     rows = compare.collect(config)
     table = compare.write_results(rows, config.metrics, out)
+    from hoirecon.eval.report import compare_report
+
+    compare_report(out, rows, config.metrics)
     print(table)
-    print(f"results: {out / 'results.csv'}, {out / 'results.md'}, plots: {out}/plot_*.png")
+    print(f"results: {out / 'results.csv'}, {out / 'results.md'}, {out / 'report.html'}, plots: {out}/plot_*.png")
     return 1 if failures else 0
 
 

@@ -73,7 +73,7 @@ def test_compare_runs_the_grid_and_resumes(tmp_path, capsys):
     assert all(0 <= float(r["object/f@10mm[rigid]"]) <= 1 for r in rows)
     table = (tmp_path / "cmp" / "results.md").read_text()
     assert "| sdf.type=mlp | 2 |" in table and "| sdf.type=hashgrid | ball | 1 |" in table
-    assert (tmp_path / "cmp" / "plot_quality_time.png").is_file()
+    assert (tmp_path / "cmp" / "plot_quality_time.png").is_file() and (tmp_path / "cmp" / "report.html").is_file()
     assert len(list((tmp_path / "cmp").glob("plot_object*.png"))) == 4
 
 

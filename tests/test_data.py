@@ -394,3 +394,15 @@ def test_data_check_with_an_explicit_format(clip_dir, capsys):
     assert out[0] == f"clip       {clip_dir} (folder)" and out[2] == "category   bottle (known to the prior)"
     assert main(["data", "check", str(clip_dir), "--format", "folder", "fov_degree=70"]) == 1
     assert "unknown key 'clip_format.fov_degree' for clip_format 'folder'" in capsys.readouterr().err
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    """Outputs are readable like any file the user writes (mkstemp alone would make them private)."""
+    import os
+
+    from hoirecon.utils.io import atomic_write_text
+
+    path = atomic_write_text(tmp_path / "x.txt", "hi")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

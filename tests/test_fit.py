@@ -45,7 +45,15 @@ def test_every_fit_config_runs_two_steps(config, clip_dir, tmp_path, capsys):
     code = main(["fit", "--config", str(config), f"clip={clip_dir}", f"run_dir={run}", *TINY])
     out = capsys.readouterr().out
     assert code == 0, out
-    for name in ("object.obj", "object.ply", "object_in_hand.obj", "poses.npz", "poses.json", "preview.png"):
+    for name in (
+        "object.obj",
+        "object.ply",
+        "object_in_hand.obj",
+        "poses.npz",
+        "poses.json",
+        "preview.png",
+        "report.html",
+    ):
         assert (run / name).is_file(), name
     assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     assert sorted(p.name for p in (run / "hands").iterdir()) == ["000000.obj", "000001.obj", "000002.obj"]
