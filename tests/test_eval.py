@@ -86,3 +86,26 @@ def test_metric_classes_accumulate():
     result = objects.compute()
     assert result["f@5mm[none]"] == pytest.approx(0.5, abs=0.01)
     assert set(result) == {"f@5mm[none]", "f@10mm[none]", "f@20mm[none]", "chamfer_cm2[none]", "chamfer_l1_cm[none]"}
+
+
+def test_mask_iou_on_hand_counted_masks():
+    from hoirecon.eval.metrics import MaskIoU
+
+    pred = torch.zeros(2, 4, 4, dtype=torch.bool)
+    gt = torch.zeros(2, 4, 4, dtype=torch.bool)
+    pred[0, :2] = True  # 8 pixels
+    gt[0, 1:3] = True  # 8 pixels, 4 shared: IoU 4/12
+    metric = MaskIoU()
+    metric.update(pred, gt)  # frame 1 is empty in both: not counted
+    assert metric.compute() == pytest.approx(1 / 3)
+
+
+def test_penetration_and_contact_from_signed_distances():
+    from hoirecon.eval.metrics import HandObjectContact
+
+    sdf = torch.tensor([[0.010, -0.003, 0.02], [0.004, 0.03, 0.05], [0.02, 0.03, 0.04], [-0.001, 0.0, 0.1]])
+    metric = HandObjectContact(contact_mm=5.0)
+    metric.update(sdf)
+    out = metric.compute()
+    assert out["penetration_mm"] == pytest.approx((3 + 0 + 0 + 1) / 4)
+    assert out["contact_ratio@5mm"] == pytest.approx(3 / 4)

@@ -21,7 +21,7 @@ import trimesh
 
 from hoirecon.data.clip import Clip
 from hoirecon.eval.geometry import object_scores
-from hoirecon.eval.metrics import HandMPJPE
+from hoirecon.eval.metrics import HandMPJPE, HandObjectContact, MaskIoU
 from hoirecon.fit.scene import FitScene
 from hoirecon.geometry.camera import look_at
 from hoirecon.geometry.transforms import transform_points
@@ -109,7 +109,37 @@ def evaluate(scene: FitScene, clip: Clip, mesh: trimesh.Trimesh | None) -> dict[
                 metrics[f"object/{key}[hand_relative]"] = value
     if gt.hands is not None and gt.T_cam_from_hand is not None:
         metrics.update(_hand_metrics(scene, clip))
+    metrics.update(render_metrics(scene, clip))
+    if mesh is not None:
+        metrics.update(contact_metrics(scene, mesh))
     return metrics
+
+
+@torch.no_grad()
+def render_metrics(scene: FitScene, clip: Clip, max_frames: int = 8) -> dict[str, float]:
+    """Mask IoU of the final renders (composited, front-most label per pixel) against the clip's masks,
+    on up to ``max_frames`` evenly spaced frames."""
+    frames = np.unique(np.linspace(0, len(clip) - 1, min(max_frames, len(clip))).round().astype(int))
+    hand_iou, object_iou = MaskIoU(), MaskIoU()
+    for i in frames:
+        r = scene.render_frame(int(i))
+        labels = composite_labels(r["hand_alpha"], r["hand_depth"], r["object_alpha"], r["object_depth"])
+        winner = labels.argmax(-1)
+        hand_iou.update((winner == 0)[None], torch.as_tensor(clip.hand_masks[i])[None])
+        object_iou.update((winner == 1)[None], torch.as_tensor(clip.object_masks[i])[None])
+    return {"render/mask_iou[hand]": hand_iou.compute(), "render/mask_iou[object]": object_iou.compute()}
+
+
+@torch.no_grad()
+def contact_metrics(scene: FitScene, mesh: trimesh.Trimesh) -> dict[str, float]:
+    """Penetration depth and contact ratio of the fitted hands against the fitted object mesh."""
+    from hoirecon.data.synth.objects import mesh_sdf
+
+    verts = scene.hand_vertices_in_object(torch.arange(scene.n_frames))
+    sdf = mesh_sdf(mesh)(verts.reshape(-1, 3).double()).reshape(verts.shape[:2])
+    metric = HandObjectContact()
+    metric.update(sdf)
+    return {f"contact/{k}": v for k, v in metric.compute().items()}
 
 
 @torch.no_grad()
