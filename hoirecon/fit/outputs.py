@@ -7,6 +7,7 @@ run_dir/
   poses.npz, poses.json                   T_cam_from_hand, T_hand_from_obj, K, hand_pose, betas per frame
   preview.png                             input | masks | render overlay | novel views, a row per frame
   metrics.json                            when the clip has ground truth
+  report.html                             all of it on one offline page (written by hoirecon.eval.report)
 """
 
 from __future__ import annotations
