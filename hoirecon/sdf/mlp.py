@@ -110,18 +110,46 @@ class MLPSDF(nn.Module):
         scaled = (u[:, None, :] * self.freqs[:, None]).reshape(len(u), 3 * self.cfg.n_freqs)
         return torch.cat([u, torch.sin(scaled), torch.cos(scaled)], dim=-1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        enc = self.encode(x)
-        h = enc
-        last = len(self.linears) - 1
+    def effective_layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(weight, bias) per layer with the softplus sharpness folded in.
+
+        softplus(z, beta) = softplus(beta z) / beta. Hidden layers here output u = beta z (so the
+        activation is a plain softplus(u) and its slope a plain sigmoid(u)), and each layer's columns
+        fed by activations are divided by beta: the same function with two fewer elementwise passes
+        over every hidden activation (the beta * z products and their gradients) per layer.
+        """
+        beta, last, skip = self.cfg.softplus_beta, len(self.linears) - 1, self.cfg.skip_layer
+        layers = []
         for i, layer in enumerate(self.linears):
+            weight = layer.weight() if isinstance(layer, WeightNormLinear) else layer.weight
+            row = beta if i < last else 1.0
+            fed_by_hidden = 1.0 if i == 0 else 1.0 / beta
+            if i == skip:
+                n_enc = 3 + 6 * self.cfg.n_freqs
+                col = torch.cat([torch.full((weight.shape[1] - n_enc,), fed_by_hidden), torch.ones(n_enc)])
+                weight = weight * (row * col.to(weight))[None]
+            else:
+                weight = weight * (row * fed_by_hidden)
+            layers.append((weight, layer.bias * row))
+        return layers
+
+    def _hidden(self, enc: torch.Tensor, layers: list) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The network's last pre-activation (N, 1 + F) and every hidden pre-activation u."""
+        h, pre = enc, []
+        last = len(layers) - 1
+        for i, (weight, bias) in enumerate(layers):
             if i == self.cfg.skip_layer:
                 h = torch.cat([h, enc], dim=-1) / math.sqrt(2)
-            h = layer(h)
+            z = torch.addmm(bias, h, weight.t())
             if i < last:
-                h = F.softplus(h, beta=self.cfg.softplus_beta)
+                pre.append(z)
+                h = F.softplus(z)
+        return z, pre
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out, _ = self._hidden(self.encode(x), self.effective_layers())
         sphere = ((x - self.centre).pow(2).sum(-1) + 1e-12).sqrt() - self.cfg.init_radius
-        return sphere + h[:, 0] / self.cfg.units_per_metre, h[:, 1:]
+        return sphere + out[:, 0] / self.cfg.units_per_metre, out[:, 1:]
 
     def sdf(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)[0]
@@ -137,25 +165,18 @@ class MLPSDF(nn.Module):
         d = x - self.centre
         u = d * cfg.units_per_metre
         enc = self.encode(x)
-        h, pre = enc, []
-        last = len(self.linears) - 1
-        weights = [layer.weight() if isinstance(layer, WeightNormLinear) else layer.weight for layer in self.linears]
-        for i, layer in enumerate(self.linears):
-            if i == cfg.skip_layer:
-                h = torch.cat([h, enc], dim=-1) / math.sqrt(2)
-            z = torch.addmm(layer.bias, h, weights[i].t())
-            if i < last:
-                pre.append(z)
-                h = F.softplus(z, beta=cfg.softplus_beta)
+        layers = self.effective_layers()
+        out, pre = self._hidden(enc, layers)
+        last = len(layers) - 1
         r = (d.pow(2).sum(-1) + 1e-12).sqrt()
-        sdf = r - cfg.init_radius + z[:, 0] / cfg.units_per_metre
+        sdf = r - cfg.init_radius + out[:, 0] / cfg.units_per_metre
         # backward pass for d(network sdf, in units)/d(enc): g has shape (N, width of layer input)
-        g = weights[last][0].expand(len(x), -1)
+        g = layers[last][0][0].expand(len(x), -1)
         g_skip = None
         if last == cfg.skip_layer:
             g, g_skip = g[:, : -enc.shape[1]] / math.sqrt(2), g[:, -enc.shape[1] :] / math.sqrt(2)
         for i in range(last - 1, -1, -1):
-            g = (g * torch.sigmoid(cfg.softplus_beta * pre[i])) @ weights[i]
+            g = (g * torch.sigmoid(pre[i])) @ layers[i][0]
             if i == cfg.skip_layer:  # this layer's input was cat([h, enc]) / sqrt(2)
                 g, g_skip = g[:, : -enc.shape[1]] / math.sqrt(2), g[:, -enc.shape[1] :] / math.sqrt(2)
         if g_skip is not None:
