@@ -191,7 +191,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     todo = [j for j in jobs if not j.done]
     print(f"{len(jobs)} runs in this shard ({len(jobs) - len(todo)} finished already), {args.jobs} at a time")
     with progress_bar(len(todo), "runs") as advance:
-        failures = compare.run_all(jobs, config, args.jobs, advance)
+        failures = compare.run_all(jobs, config, args.jobs, advance, threads=args.threads)
     for job, error in failures:
         print(f"error: {job.run_dir}: {error}", file=sys.stderr)
     rows = compare.collect(config)
@@ -388,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="YAML config (see configs/compare/)")
     p.add_argument("--shard", help="i/n: run only this shard of the grid")
     p.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    p.add_argument("--threads", type=int, default=0, help="threads per process (default: the cores split between jobs)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. hoi4d.root=/data")
 
     p = add("export", "re-extract meshes and poses from a run's checkpoint", _cmd_export)

@@ -27,11 +27,29 @@ def batch(n: int = 4, seed: int = 0):
 
 
 def fixed_loss(model: Denoiser, target, condition, ids) -> float:
-    gen = torch.Generator().manual_seed(123)
+    """Held-out style loss: the same timesteps and noise at every call."""
+    cond, _ = model.heldout_losses(target, condition, ids, seed=123)
+    return cond.mean().item()
+
+
+def test_heldout_losses_are_reproducible_and_null_means_unconditional():
+    torch.manual_seed(0)
+    model = Denoiser(TINY)
+    target, condition, ids = batch()
+    cond, uncond = model.heldout_losses(target, condition, ids, seed=5)
+    again, _ = model.heldout_losses(target, condition, ids, seed=5)
+    assert cond.shape == (4,) and torch.equal(cond, again)
+    null = torch.full_like(ids, model.null_class)
+    cond_null, uncond_null = model.heldout_losses(target, condition, null, seed=5)
+    torch.testing.assert_close(cond_null, uncond_null)
+    torch.testing.assert_close(uncond_null, uncond)
+    # by hand: the epsilon MSE of sample 0 at the drawn timestep and noise
+    gen = torch.Generator().manual_seed(5)
+    t = torch.randint(0, 100, (4,), generator=gen)
+    noise = torch.randn(target.shape, generator=gen)
     with torch.no_grad():
-        t = torch.randint(0, 100, (len(target),), generator=gen)
-        noise = torch.randn(target.shape, generator=gen)
-        return torch.nn.functional.mse_loss(model(model.add_noise(target, noise, t), condition, t, ids), noise).item()
+        eps = model(model.add_noise(target, noise, t), condition, t, ids)
+    torch.testing.assert_close(cond[0], ((eps[0] - noise[0]) ** 2).mean())
 
 
 def test_training_steps_lower_the_loss():

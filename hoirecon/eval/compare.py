@@ -132,10 +132,16 @@ def run_job(job: Job, cfg: CompareConfig, threads: int) -> tuple[Job, str]:
     return job, ""
 
 
-def run_all(jobs: list[Job], cfg: CompareConfig, parallel: int, advance=None) -> list[tuple[Job, str]]:  # noqa: ANN001
-    """Run every unfinished job, ``parallel`` at a time, threads split between them."""
+def run_all(
+    jobs: list[Job],
+    cfg: CompareConfig,
+    parallel: int,
+    advance=None,
+    threads: int = 0,  # noqa: ANN001
+) -> list[tuple[Job, str]]:
+    """Run every unfinished job, ``parallel`` at a time, with ``threads`` each (0: the cores split between them)."""
     todo = [j for j in jobs if not j.done]
-    threads = max(1, (os.cpu_count() or 1) // max(parallel, 1))
+    threads = threads or max(1, (os.cpu_count() or 1) // max(parallel, 1))
     failures = []
     with ThreadPoolExecutor(max(parallel, 1)) as pool:
         for job, error in pool.map(lambda j: run_job(j, cfg, threads), todo):

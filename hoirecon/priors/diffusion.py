@@ -122,15 +122,37 @@ class Denoiser(nn.Module):
         return torch.nn.functional.mse_loss(self(self.add_noise(target, noise, t), condition, t, class_ids), noise)
 
     @torch.no_grad()
-    def guided_noise(
-        self, x_t: torch.Tensor, condition: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor, scale: float
-    ) -> torch.Tensor:
-        """Classifier-free guidance on the category only (the hand condition is never dropped)."""
+    def heldout_losses(
+        self, target: torch.Tensor, condition: torch.Tensor, class_ids: torch.Tensor, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample epsilon MSE (B,) with and without the category, at timesteps and noise fixed by ``seed``.
+
+        The same draws at every call, so held-out losses are comparable across checkpoints.
+        """
+        gen = torch.Generator().manual_seed(seed)
+        t = torch.randint(0, self.cfg.num_train_timesteps, (len(target),), generator=gen).to(target.device)
+        noise = torch.randn(target.shape, generator=gen).to(target.device)
+        x_t = self.add_noise(target, noise, t)
+        cond, uncond = self.noise_with_and_without_category(x_t, condition, t, class_ids)
+        return ((cond - noise) ** 2).mean(dim=(1, 2, 3)), ((uncond - noise) ** 2).mean(dim=(1, 2, 3))
+
+    def noise_with_and_without_category(
+        self, x_t: torch.Tensor, condition: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted noise with ``class_ids`` and with the null class, in one batched pass."""
         null = torch.full_like(class_ids, self.null_class)
         both = self(
             torch.cat([x_t, x_t]), torch.cat([condition, condition]), torch.cat([t, t]), torch.cat([class_ids, null])
         )
         cond, uncond = both.chunk(2)
+        return cond, uncond
+
+    @torch.no_grad()
+    def guided_noise(
+        self, x_t: torch.Tensor, condition: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor, scale: float
+    ) -> torch.Tensor:
+        """Classifier-free guidance on the category only (the hand condition is never dropped)."""
+        cond, uncond = self.noise_with_and_without_category(x_t, condition, t, class_ids)
         return uncond + scale * (cond - uncond)
 
     @torch.no_grad()

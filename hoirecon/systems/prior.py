@@ -71,13 +71,7 @@ class PriorSystem(L.LightningModule):
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
         target, condition, categories = batch
         ids = self.model.class_ids(categories, warn=False)
-        gen = torch.Generator().manual_seed(batch_idx)  # the same timesteps and noise at every validation
-        t = torch.randint(0, self.network.num_train_timesteps, (len(target),), generator=gen).to(self.device)
-        noise = torch.randn(target.shape, generator=gen).to(self.device)
-        x_t = self.model.add_noise(target, noise, t)
-        null = torch.full_like(ids, self.model.null_class)
-        cond = torch.nn.functional.mse_loss(self.model(x_t, condition, t, ids), noise)
-        uncond = torch.nn.functional.mse_loss(self.model(x_t, condition, t, null), noise)
+        cond, uncond = (x.mean() for x in self.model.heldout_losses(target, condition, ids, seed=batch_idx))
         self.log("val/loss_cond", cond, sync_dist=True, batch_size=len(target))
         self.log("val/loss_uncond", uncond, sync_dist=True, batch_size=len(target))
         every = self.train_cfg.sample_every_n_steps

@@ -1,0 +1,190 @@
+"""Evidence for the diffusion prior: held-out denoising loss, a contact sheet, and the narrow-arc ablation.
+
+(a) Held-out loss: epsilon MSE on the held-out prior-data shards (the last ``--val-shards``, never
+    trained on), per category, with the category and with the null class, at timesteps and noise fixed
+    per batch (``Denoiser.heldout_losses``).
+(b) Contact sheet ``docs/prior_samples.png``: for held-out hand renders of each category, the hand
+    condition, the object sampled with the category (DDIM, CFG 2), sampled without it, and the truth.
+(c) Ablation: the ``narrow`` synthetic split (40-degree camera arcs; mugs, bottle, bowl, kettle, toy
+    car) fitted with ``configs/compare/prior-ablation.yaml`` (no prior, the diffusion prior, the
+    smooth-surface plugin prior) at one fixed step budget and seed, through ``hoirecon compare``.
+
+Usage: benchmarks/prior.py [--checkpoint FILE] [--data data/prior/r32] [--out runs/bench-prior]
+[--jobs 2] [--steps 1000] [--skip-ablation]. Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from hoirecon.data.prior_shards import ShardStream, read_index
+from hoirecon.priors.diffusion import DEFAULT_CHECKPOINT, load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+HOIRECON = str(Path(sys.executable).parent / "hoirecon")
+SHEET_CATEGORIES = ["mug", "bottle", "kettle", "bowl", "knife", "toycar"]
+
+
+def heldout_shards(data: Path, val_shards: int) -> list[Path]:
+    index = read_index(data)
+    return [data / name for name in sorted(index["shards"])][-val_shards:]
+
+
+def heldout_losses(model, shards: list[Path], batch_size: int = 64) -> dict[str, tuple[float, float, int]]:  # noqa: ANN001
+    """Per category: (mean loss with category, without, number of samples)."""
+    sums: dict[str, list[float]] = {}
+    batch: list = []
+
+    def flush(batch_index: int) -> None:
+        target, condition = torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])
+        cats = [b[2] for b in batch]
+        cond, uncond = model.heldout_losses(target, condition, model.class_ids(cats, warn=False), seed=batch_index)
+        for c, lc, lu in zip(cats, cond.tolist(), uncond.tolist()):
+            s = sums.setdefault(c, [0.0, 0.0, 0])
+            s[0], s[1], s[2] = s[0] + lc, s[1] + lu, s[2] + 1
+
+    n_batches = 0
+    for sample in ShardStream(shards, shuffle=False):
+        batch.append(sample)
+        if len(batch) == batch_size:
+            flush(n_batches)
+            batch, n_batches = [], n_batches + 1
+    if batch:
+        flush(n_batches)
+    return {c: (s[0] / s[2], s[1] / s[2], s[2]) for c, s in sorted(sums.items())}
+
+
+def _tile(x: torch.Tensor, scale: int) -> np.ndarray:
+    """A (C, R, R) channel image in [-1, 1] (mask first, then a normal) -> (R*scale, 2*R*scale, 3) uint8."""
+    mask = x[:1].expand(3, -1, -1)
+    img = torch.cat([mask, x[1:4]], dim=2).clamp(-1, 1).add(1).mul(127.5).byte().permute(1, 2, 0).numpy()
+    return np.kron(img, np.ones((scale, scale, 1), dtype=np.uint8))
+
+
+def contact_sheet(model, shards: list[Path], out: Path, per_category: int = 2, scale: int = 3) -> Path:  # noqa: ANN001
+    """Rows: held-out samples; columns: hand (mask, normal) | sampled with category | without | truth."""
+    picked: dict[str, list] = {c: [] for c in SHEET_CATEGORIES}
+    for target, condition, cat in ShardStream(shards, shuffle=False):
+        if cat in picked and len(picked[cat]) < per_category:
+            picked[cat].append((target, condition, cat))
+        if all(len(v) == per_category for v in picked.values()):
+            break
+    rows = [s for c in SHEET_CATEGORIES for s in picked[c]]
+    target = torch.stack([r[0] for r in rows])
+    condition = torch.stack([r[1] for r in rows])
+    ids = model.class_ids([r[2] for r in rows])
+    gen = torch.Generator().manual_seed(0)
+    with_cat = model.sample(condition, ids, steps=50, guidance_scale=2.0, generator=gen)
+    gen = torch.Generator().manual_seed(0)
+    null = torch.full_like(ids, model.null_class)
+    without = model.sample(condition, null, steps=50, guidance_scale=1.0, generator=gen)
+    gap = np.full((target.shape[-1] * scale, 6, 3), 255, dtype=np.uint8)
+    lines = []
+    for i in range(len(rows)):
+        tiles = [_tile(x[i], scale) for x in (condition, with_cat, without, target)]
+        lines.append(np.concatenate([t for pair in zip(tiles, [gap] * 4) for t in pair][:-1], axis=1))
+    sheet = np.concatenate([np.pad(line, ((0, 4), (0, 0), (0, 0)), constant_values=255) for line in lines], axis=0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sheet).save(out)
+    return out
+
+
+def ablation(out: Path, jobs: int, steps: int) -> list[dict]:
+    """Runs (resumably) the prior ablation through `hoirecon compare`; returns results.csv's rows."""
+    split = out / "narrow"
+    subprocess.run(
+        [HOIRECON, "synth", "split", "--preset", "narrow", "--frames", "16", "--resolution", "96", "--out", str(split)],
+        check=True,
+    )
+    cmd = [HOIRECON, "compare", "--config", str(REPO / "configs/compare/prior-ablation.yaml"), "--jobs", str(jobs)]
+    cmd += [f"manifest={split / 'manifest.txt'}", f"run_dir={out / 'compare'}"]
+    cmd += [f"overrides=[trainer.max_steps={steps}]"]
+    subprocess.run(cmd, check=True, cwd=REPO)
+    with open(out / "compare" / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: (v if k in ("variant", "clip", "category") else float(v)) for k, v in r.items()} for r in rows]
+
+
+def mean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--data", default=str(REPO / "data/prior/r32"))
+    parser.add_argument("--val-shards", type=int, default=2, help="held-out shards (as in training)")
+    parser.add_argument("--out", default=str(REPO / "runs/bench-prior"))
+    parser.add_argument("--sheet", default=str(REPO / "docs/prior_samples.png"))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--skip-ablation", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    model, info = load_checkpoint(args.checkpoint)
+    shards = heldout_shards(Path(args.data), args.val_shards)
+
+    losses = heldout_losses(model, shards)
+    print(f"prior {args.checkpoint} ({info.get('steps', '?')} steps); held-out epsilon MSE on {len(shards)} shards")
+    print(f"{'category':<14}{'n':>6}{'with cat':>10}{'null':>10}{'gain %':>8}")
+    for c, (lc, lu, n) in losses.items():
+        print(f"{c:<14}{n:>6}{lc:>10.4f}{lu:>10.4f}{100 * (lu - lc) / lu:>8.1f}")
+    total = sum(n for _, _, n in losses.values())
+    cond = sum(lc * n for lc, _, n in losses.values()) / total
+    uncond = sum(lu * n for _, lu, n in losses.values()) / total
+    print(f"{'all':<14}{total:>6}{cond:>10.4f}{uncond:>10.4f}{100 * (uncond - cond) / uncond:>8.1f}")
+    print(f"contact sheet: {contact_sheet(model, shards, Path(args.sheet))}")
+    summary = {"heldout_loss_cond": round(cond, 5), "heldout_loss_uncond": round(uncond, 5)}
+
+    if not args.skip_ablation:
+        rows = ablation(Path(args.out), args.jobs, args.steps)
+        f5, f10 = "object/f@5mm[rigid]", "object/f@10mm[rigid]"
+        variants = list(dict.fromkeys(r["variant"] for r in rows))
+        print(f"\nnarrow-arc ablation (40 degrees, 16 frames, 96 px, {args.steps} steps, seed 0)")
+        print(f"{'variant':<28}{'runs':>5}{'min':>7}{'F@5':>7}{'F@10':>7}{'CD cm2':>8}")
+        by = {}
+        for v in variants:
+            mine = [r for r in rows if r["variant"] == v]
+            by[v] = mine
+            cd = mean([r["object/chamfer_cm2[rigid]"] for r in mine])
+            print(
+                f"{v:<28}{len(mine):>5}{mean([r['minutes'] for r in mine]):>7.2f}"
+                f"{mean([r[f5] for r in mine]):>7.3f}{mean([r[f10] for r in mine]):>7.3f}{cd:>8.3f}"
+            )
+        print(f"\n{'clip':<10}" + "".join(f"{v.split('=')[-1][:14]:>16}" for v in variants) + "   (F@5 / F@10)")
+        for clip in dict.fromkeys(r["clip"] for r in rows):
+            cells = []
+            for v in variants:
+                r = next((r for r in by[v] if r["clip"] == clip), None)
+                cells.append(f"{r[f5]:.3f}/{r[f10]:.3f}" if r else "-")
+            print(f"{clip:<10}" + "".join(f"{c:>16}" for c in cells))
+        none, prior = by["prior.type=none"], by["prior.type=diffusion"]
+        summary.update(
+            {
+                "f10_noprior": round(mean([r[f10] for r in none]), 3),
+                "f10_prior": round(mean([r[f10] for r in prior]), 3),
+                "f5_noprior": round(mean([r[f5] for r in none]), 3),
+                "f5_prior": round(mean([r[f5] for r in prior]), 3),
+                "n_clips": len(prior),
+            }
+        )
+        if "prior.type=smooth-surface" in by:
+            smooth = by["prior.type=smooth-surface"]
+            summary["f10_smooth"] = round(mean([r[f10] for r in smooth]), 3)
+            summary["f5_smooth"] = round(mean([r[f5] for r in smooth]), 3)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
