@@ -62,10 +62,13 @@ def test_compare_runs_the_grid_and_resumes(tmp_path, capsys):
     assert len(done) == 2
     stamps = {p: (p / "compare.json").stat().st_mtime_ns for p in done}
     capsys.readouterr()
-    assert main(["compare", "--config", str(tmp_path / "cmp.yaml"), "--jobs", "2"]) == 0
+    assert main(["compare", "--config", str(tmp_path / "cmp.yaml"), "--jobs", "2", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "4 runs in this shard (2 finished already)" in out
     assert all((p / "compare.json").stat().st_mtime_ns == t for p, t in stamps.items())
+    second = [p.parent for p in (tmp_path / "cmp").rglob("compare.json") if p.parent not in stamps]
+    assert len(second) == 2
+    assert all(yaml.safe_load((p / "config.yaml").read_text())["trainer"]["threads"] == 1 for p in second)
     with open(tmp_path / "cmp" / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and {r["variant"] for r in rows} == {"sdf.type=mlp", "sdf.type=hashgrid"}

@@ -3,8 +3,8 @@
 The model denoises the object's channels seen from a view next to the hand (amodal mask, normal,
 depth: ``OBJECT_CHANNELS``), given the hand rendered from the same view (``HAND_CHANNELS``,
 concatenated to the input) and the category (a learned class embedding, with one extra "null" class
-for classifier-free guidance). Epsilon prediction with a DDPM schedule from diffusers, the same one in
-training and in score distillation (SDS).
+for classifier-free guidance). v-prediction (epsilon by config) with a DDPM schedule from diffusers, the
+same one in training and in score distillation (SDS); every caller sees predicted noise.
 
 Checkpoints are safetensors files whose metadata holds everything needed to rebuild the model: the
 network config, channel layout, categories and schedule.
@@ -46,6 +46,10 @@ class NetworkConfig:
     categories: list[str] = field(default_factory=lambda: list(KNOWN_CATEGORIES))
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
+    #: What the UNet outputs: "v_prediction" (v = sqrt(abar) eps - sqrt(1 - abar) x0) or "epsilon".
+    #: With epsilon the model learned to denoise but ignored the hand for thousands of steps: at large
+    #: t predicting eps ~ x_t is nearly free, so nothing pushes it to place the object from the hand.
+    prediction_type: str = "v_prediction"
 
 
 class Denoiser(nn.Module):
@@ -59,6 +63,8 @@ class Denoiser(nn.Module):
         super().__init__()
         from diffusers import DDPMScheduler, UNet2DModel  # heavy: only when a prior is built
 
+        if cfg.prediction_type not in ("epsilon", "v_prediction"):
+            raise ValueError(f"network.prediction_type must be epsilon or v_prediction, not {cfg.prediction_type!r}")
         self.cfg = cfg
         up_types = [t.replace("Down", "Up") for t in reversed(cfg.down_block_types)]
         self.unet = UNet2DModel(
@@ -95,10 +101,19 @@ class Denoiser(nn.Module):
             ids.append(index.get(key, self.null_class))
         return torch.tensor(ids, dtype=torch.long, device=self.alphas_cumprod.device)
 
+    def raw(self, x_t: torch.Tensor, condition: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
+        """The UNet's output, in the parameterisation of ``cfg.prediction_type``."""
+        return self.unet(torch.cat([x_t, condition], dim=1), t, class_labels=class_ids).sample
+
     def forward(
         self, x_t: torch.Tensor, condition: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor
     ) -> torch.Tensor:
-        return self.unet(torch.cat([x_t, condition], dim=1), t, class_labels=class_ids).sample
+        """Predicted noise (B, 5, H, W), whatever the UNet's parameterisation."""
+        out = self.raw(x_t, condition, t, class_ids)
+        if self.cfg.prediction_type == "epsilon":
+            return out
+        abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return abar.sqrt() * out + (1 - abar).sqrt() * x_t  # eps from v
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
@@ -112,14 +127,19 @@ class Denoiser(nn.Module):
         p_uncond: float = 0.2,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Epsilon-prediction MSE at random timesteps; the category is dropped with probability ``p_uncond``."""
+        """MSE of the UNet's target (v or epsilon) at random timesteps; the category is dropped with
+        probability ``p_uncond``."""
         b = target.shape[0]
         device = target.device
         t = torch.randint(0, self.cfg.num_train_timesteps, (b,), generator=generator).to(device)
         noise = torch.randn(target.shape, generator=generator).to(device)
         drop = torch.rand(b, generator=generator).to(device) < p_uncond
         class_ids = torch.where(drop, torch.full_like(class_ids, self.null_class), class_ids)
-        return torch.nn.functional.mse_loss(self(self.add_noise(target, noise, t), condition, t, class_ids), noise)
+        out = self.raw(self.add_noise(target, noise, t), condition, t, class_ids)
+        if self.cfg.prediction_type == "epsilon":
+            return torch.nn.functional.mse_loss(out, noise)
+        abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return torch.nn.functional.mse_loss(out, abar.sqrt() * noise - (1 - abar).sqrt() * target)
 
     @torch.no_grad()
     def heldout_losses(
@@ -215,7 +235,8 @@ def load_checkpoint(path: str | Path) -> tuple[Denoiser, dict[str, Any]]:
         metadata["hand_channels"]
     ) != list(HAND_CHANNELS):
         raise DataError(f"{path}: channel layout differs from this version of hoirecon")
-    model = Denoiser(NetworkConfig(**json.loads(metadata["network"])))
+    network = {"prediction_type": "epsilon", **json.loads(metadata["network"])}  # older files: epsilon
+    model = Denoiser(NetworkConfig(**network))
     try:
         model.unet.load_state_dict(state)
     except RuntimeError as exc:
