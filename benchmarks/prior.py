@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from hoirecon.data.prior_shards import ShardStream, read_index
 from hoirecon.priors.diffusion import DEFAULT_CHECKPOINT, load_checkpoint
@@ -94,8 +94,18 @@ def contact_sheet(model, shards: list[Path], out: Path, per_category: int = 2, s
         tiles = [_tile(x[i], scale) for x in (condition, with_cat, without, target)]
         lines.append(np.concatenate([t for pair in zip(tiles, [gap] * 4) for t in pair][:-1], axis=1))
     sheet = np.concatenate([np.pad(line, ((0, 4), (0, 0), (0, 0)), constant_values=255) for line in lines], axis=0)
+    # labels: a header over the four column pairs, the category left of each row
+    side, head, tile_w = 70, 18, 2 * target.shape[-1] * scale + 6
+    image = Image.new("RGB", (sheet.shape[1] + side, sheet.shape[0] + head), "white")
+    image.paste(Image.fromarray(sheet), (side, head))
+    draw = ImageDraw.Draw(image)
+    for j, name in enumerate(["hand (mask, normal)", "sampled, category", "sampled, no category", "truth"]):
+        draw.text((side + j * tile_w + 4, 3), name, fill="black")
+    tile_h = target.shape[-1] * scale
+    for i, row in enumerate(rows):
+        draw.text((4, head + i * (tile_h + 4) + tile_h // 2 - 6), row[2], fill="black")
     out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(sheet).save(out)
+    image.save(out)
     return out
 
 

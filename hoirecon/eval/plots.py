@@ -57,9 +57,14 @@ def scatter(points: dict[str, tuple[float, float]], title: str, xlabel: str, yla
         py = H - MARGIN - (H - MARGIN - 40) * y / y_top
         colour = PALETTE[i % len(PALETTE)]
         draw.ellipse([px - 5, py - 5, px + 5, py + 5], fill=colour)
-        draw.text((px + 8, py - 6), f"{label} ({x:.1f}, {y:.3f})", fill=colour)
+        text = f"{label} ({x:.1f}, {y:.3f})"
+        width = draw.textlength(text)
+        left = px + 8 + width > W - 4  # past the right edge: write it on the left of the point
+        draw.text((px - 8 - width if left else px + 8, py - 6), text, fill=colour)
     draw.text((W // 2, H - 20), xlabel, fill="black")
-    draw.text((4, 24), ylabel, fill="black")
+    draw.text((MARGIN + 6, 32), ylabel, fill="black")
     draw.text((MARGIN - 30, 36), f"{y_top:.2f}", fill="gray")
+    draw.text((MARGIN - 30, H - MARGIN - 6), "0", fill="gray")
+    draw.text((MARGIN, H - MARGIN + 6), "0", fill="gray")
     draw.text((W - 60, H - MARGIN + 6), f"{x_top:.1f}", fill="gray")
     return _save(image, path)
