@@ -10,7 +10,7 @@
     smooth-surface plugin prior) at one fixed step budget and seed, through ``hoirecon compare``.
 
 Usage: benchmarks/prior.py [--checkpoint FILE] [--data data/prior/r32] [--out runs/bench-prior]
-[--jobs 2] [--steps 1000] [--skip-ablation]. Last line: one JSON object.
+[--jobs 2] [--steps 800] [--skip-ablation]. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "runs/bench-prior"))
     parser.add_argument("--sheet", default=str(REPO / "docs/prior_samples.png"))
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--skip-ablation", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(2)

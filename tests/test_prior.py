@@ -102,6 +102,10 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     with torch.no_grad():
         assert torch.allclose(model(target, condition, t, ids), loaded(target, condition, t, ids), atol=1e-6)
     assert not any(p.requires_grad for p in loaded.parameters())  # frozen
+    half, _ = load_checkpoint(save_checkpoint(model, tmp_path / "half.safetensors", half=True))
+    assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * path.stat().st_size
+    with torch.no_grad():
+        assert torch.allclose(model(target, condition, t, ids), half(target, condition, t, ids), atol=1e-2)
     with pytest.raises(DataError, match="prior checkpoint not found"):
         load_checkpoint(tmp_path / "missing.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")

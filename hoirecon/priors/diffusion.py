@@ -198,8 +198,11 @@ class Denoiser(nn.Module):
         return x.clamp(-1, 1)
 
 
-def save_checkpoint(model: Denoiser, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Weights + everything needed to rebuild the model, as one safetensors file, written atomically."""
+def save_checkpoint(model: Denoiser, path: str | Path, extra: dict[str, Any] | None = None, half: bool = False) -> Path:
+    """Weights + everything needed to rebuild the model, as one safetensors file, written atomically.
+
+    ``half`` stores the weights as float16 (half the size; loaded back as float32).
+    """
     from safetensors.torch import save_file
 
     metadata = {
@@ -210,7 +213,8 @@ def save_checkpoint(model: Denoiser, path: str | Path, extra: dict[str, Any] | N
         "hand_channels": json.dumps(list(HAND_CHANNELS)),
         "extra": json.dumps(extra or {}),
     }
-    state = {k: v.detach().contiguous().cpu() for k, v in model.unet.state_dict().items()}
+    dtype = torch.float16 if half else torch.float32
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.unet.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)
     return Path(path)
@@ -226,7 +230,7 @@ def load_checkpoint(path: str | Path) -> tuple[Denoiser, dict[str, Any]]:
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+            state = {k: f.get_tensor(k).float() for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
     except (SafetensorError, OSError, ValueError) as exc:
         raise DataError(f"{path}: unreadable prior checkpoint ({exc})") from None
     if metadata.get("format") != "hoirecon-prior":
