@@ -72,3 +72,24 @@ def test_reports_render_in_headless_chromium(tmp_path):
     broken.write_text("<html><body><p>x</p><script>notDefinedAnywhere();</script></body></html>")
     errors, _ = open_in_chromium(broken, tmp_path)
     assert errors and "notDefinedAnywhere" in errors[0]
+
+
+def test_pillow_charts_draw_their_data(tmp_path):
+    """Each chart draws something in every series' colour, and labels stay inside the image."""
+    import numpy as np
+    from PIL import Image
+
+    from hoirecon.eval.plots import PALETTE, bar_chart, line_chart, scatter
+
+    line = line_chart(
+        {"a": [(0, 1.0), (10, 0.5), (20, 0.2)], "b": [(0, 0.3), (20, 0.1)]}, "t", "step", tmp_path / "l.png"
+    )
+    bars = bar_chart({"mlp": 0.6, "hashgrid": float("nan")}, "t", tmp_path / "b.png")
+    points = scatter({"a-very-long-variant-name=1": (3.0, 0.5)}, "t", "min", "f", tmp_path / "s.png")
+    for path, colours in ((line, PALETTE[:2]), (bars, PALETTE[:1]), (points, PALETTE[:1])):
+        pixels = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3)
+        for colour in colours:
+            assert (np.abs(pixels - np.array(colour)).sum(1) == 0).sum() > 20, (path.name, colour)
+    # the scatter's label, written left of a point at the right edge, leaves the last columns white
+    right = np.asarray(Image.open(points).convert("RGB"))[:, -3:]
+    assert (right == 255).all()

@@ -68,3 +68,28 @@ def scatter(points: dict[str, tuple[float, float]], title: str, xlabel: str, yla
     draw.text((MARGIN, H - MARGIN + 6), "0", fill="gray")
     draw.text((W - 60, H - MARGIN + 6), f"{x_top:.1f}", fill="gray")
     return _save(image, path)
+
+
+def line_chart(series: dict[str, list[tuple[float, float]]], title: str, xlabel: str, path: Path) -> Path:
+    """One polyline per series of (x, y) points (e.g. losses against steps); y from 0, legend top right."""
+    image, draw = _frame(title)
+    points = [p for pts in series.values() for p in pts if not any(math.isnan(c) for c in p)]
+    x_top = max([p[0] for p in points] + [1e-9])
+    y_top = max([p[1] for p in points] + [1e-9]) * 1.1
+    for i, (label, pts) in enumerate(series.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        xy = [
+            (MARGIN + (W - MARGIN - 20) * x / x_top, H - MARGIN - (H - MARGIN - 40) * y / y_top)
+            for x, y in pts
+            if not (math.isnan(x) or math.isnan(y))
+        ]
+        if len(xy) > 1:
+            draw.line(xy, fill=colour, width=2)
+        elif xy:
+            draw.ellipse([xy[0][0] - 3, xy[0][1] - 3, xy[0][0] + 3, xy[0][1] + 3], fill=colour)
+        draw.text((W - 200, 34 + 14 * i), label, fill=colour)
+    draw.text((W // 2, H - 20), xlabel, fill="black")
+    draw.text((MARGIN - 40, 36), f"{y_top:.3g}", fill="gray")
+    draw.text((MARGIN - 30, H - MARGIN - 6), "0", fill="gray")
+    draw.text((W - 60, H - MARGIN + 6), f"{x_top:.0f}", fill="gray")
+    return _save(image, path)
