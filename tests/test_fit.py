@@ -133,7 +133,9 @@ def test_resumed_run_equals_uninterrupted(clip_dir, tmp_path, capsys):
 
 
 def test_missing_clip_is_one_clear_error(tmp_path, capsys):
-    code = main(["fit", "--config", str(REPO / "configs/fit/demo.yaml"), f"clip={tmp_path / 'nope'}", *TINY])
+    # run_dir in tmp: the demo's own runs/demo may exist (after `make demo`) and would be refused first
+    args = [f"clip={tmp_path / 'nope'}", f"run_dir={tmp_path / 'run'}", *TINY]
+    code = main(["fit", "--config", str(REPO / "configs/fit/demo.yaml"), *args])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("error:") and "nope" in err
 
