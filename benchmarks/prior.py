@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from hoirecon.data.prior_shards import ShardStream, read_index
+from hoirecon.eval.compare import mean_finite as mean
 from hoirecon.priors.diffusion import DEFAULT_CHECKPOINT, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,11 +123,6 @@ def ablation(out: Path, jobs: int, steps: int) -> list[dict]:
     with open(out / "compare" / "results.csv") as f:
         rows = list(csv.DictReader(f))
     return [{k: (v if k in ("variant", "clip", "category") else float(v)) for k, v in r.items()} for r in rows]
-
-
-def mean(values: list[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return sum(finite) / len(finite) if finite else math.nan
 
 
 def main() -> None:

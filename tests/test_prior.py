@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from hoirecon.errors import DataError, HoireconWarning
+from hoirecon.errors import ConfigError, DataError, HoireconWarning
 from hoirecon.priors.diffusion import Denoiser, NetworkConfig, load_checkpoint, save_checkpoint
 from hoirecon.registry import build
 
@@ -26,12 +26,6 @@ def batch(n: int = 4, seed: int = 0):
     target = torch.rand((n, 5, 16, 16), generator=gen) * 2 - 1
     condition = torch.rand((n, 7, 16, 16), generator=gen) * 2 - 1
     return target, condition, torch.tensor([0, 1, 0, 1][:n])
-
-
-def fixed_loss(model: Denoiser, target, condition, ids) -> float:
-    """Held-out style loss: the same timesteps and noise at every call."""
-    cond, _ = model.heldout_losses(target, condition, ids, seed=123)
-    return cond.mean().item()
 
 
 def test_heldout_losses_are_reproducible_and_null_means_unconditional():
@@ -176,3 +170,8 @@ def test_the_shipped_prior_loads_offline_and_denoises():
     condition[:, 0] = (((yy - 22) ** 2 + (xx - 16) ** 2) < 30).float() * 2 - 1
     cond, _ = model.heldout_losses(target, condition, model.class_ids(["bowl"]), seed=0)
     assert cond.item() < 0.5
+
+
+def test_an_unknown_prediction_type_is_a_config_error():
+    with pytest.raises(ConfigError, match="network.prediction_type must be epsilon or v_prediction, not 'x0'"):
+        Denoiser(replace(TINY, prediction_type="x0"))

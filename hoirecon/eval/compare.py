@@ -136,8 +136,8 @@ def run_all(
     jobs: list[Job],
     cfg: CompareConfig,
     parallel: int,
-    advance=None,
-    threads: int = 0,  # noqa: ANN001
+    advance=None,  # noqa: ANN001
+    threads: int = 0,
 ) -> list[tuple[Job, str]]:
     """Run every unfinished job, ``parallel`` at a time, with ``threads`` each (0: the cores split between them)."""
     todo = [j for j in jobs if not j.done]

@@ -28,6 +28,20 @@ def _save(image: Image.Image, path: Path) -> Path:
     return Path(path)
 
 
+def _to_pixel(x: float, y: float, x_top: float, y_top: float) -> tuple[float, float]:
+    """Data coordinates (axes from 0 to x_top, y_top) -> image pixels inside the frame."""
+    return MARGIN + (W - MARGIN - 20) * x / x_top, H - MARGIN - (H - MARGIN - 40) * y / y_top
+
+
+def _axis_labels(draw: ImageDraw.ImageDraw, xlabel: str, x_top: str, y_top: str) -> None:
+    """The x axis's name, both axes' zero and their top values."""
+    draw.text((W // 2, H - 20), xlabel, fill="black")
+    draw.text((MARGIN - 40, 36), y_top, fill="gray")
+    draw.text((MARGIN - 30, H - MARGIN - 6), "0", fill="gray")
+    draw.text((MARGIN, H - MARGIN + 6), "0", fill="gray")
+    draw.text((W - 60, H - MARGIN + 6), x_top, fill="gray")
+
+
 def bar_chart(values: dict[str, float], title: str, path: Path) -> Path:
     """One bar per label (NaN bars are left empty), value printed on top."""
     image, draw = _frame(title)
@@ -53,20 +67,15 @@ def scatter(points: dict[str, tuple[float, float]], title: str, xlabel: str, yla
     xs, ys = [p[0] for p in pts.values()] or [1.0], [p[1] for p in pts.values()] or [1.0]
     x_top, y_top = max(xs) * 1.2 or 1.0, max(ys) * 1.2 or 1.0
     for i, (label, (x, y)) in enumerate(pts.items()):
-        px = MARGIN + (W - MARGIN - 20) * x / x_top
-        py = H - MARGIN - (H - MARGIN - 40) * y / y_top
+        px, py = _to_pixel(x, y, x_top, y_top)
         colour = PALETTE[i % len(PALETTE)]
         draw.ellipse([px - 5, py - 5, px + 5, py + 5], fill=colour)
         text = f"{label} ({x:.1f}, {y:.3f})"
         width = draw.textlength(text)
         left = px + 8 + width > W - 4  # past the right edge: write it on the left of the point
         draw.text((px - 8 - width if left else px + 8, py - 6), text, fill=colour)
-    draw.text((W // 2, H - 20), xlabel, fill="black")
     draw.text((MARGIN + 6, 32), ylabel, fill="black")
-    draw.text((MARGIN - 30, 36), f"{y_top:.2f}", fill="gray")
-    draw.text((MARGIN - 30, H - MARGIN - 6), "0", fill="gray")
-    draw.text((MARGIN, H - MARGIN + 6), "0", fill="gray")
-    draw.text((W - 60, H - MARGIN + 6), f"{x_top:.1f}", fill="gray")
+    _axis_labels(draw, xlabel, f"{x_top:.1f}", f"{y_top:.2f}")
     return _save(image, path)
 
 
@@ -78,18 +87,11 @@ def line_chart(series: dict[str, list[tuple[float, float]]], title: str, xlabel:
     y_top = max([p[1] for p in points] + [1e-9]) * 1.1
     for i, (label, pts) in enumerate(series.items()):
         colour = PALETTE[i % len(PALETTE)]
-        xy = [
-            (MARGIN + (W - MARGIN - 20) * x / x_top, H - MARGIN - (H - MARGIN - 40) * y / y_top)
-            for x, y in pts
-            if not (math.isnan(x) or math.isnan(y))
-        ]
+        xy = [_to_pixel(x, y, x_top, y_top) for x, y in pts if not (math.isnan(x) or math.isnan(y))]
         if len(xy) > 1:
             draw.line(xy, fill=colour, width=2)
         elif xy:
             draw.ellipse([xy[0][0] - 3, xy[0][1] - 3, xy[0][0] + 3, xy[0][1] + 3], fill=colour)
         draw.text((W - 200, 34 + 14 * i), label, fill=colour)
-    draw.text((W // 2, H - 20), xlabel, fill="black")
-    draw.text((MARGIN - 40, 36), f"{y_top:.3g}", fill="gray")
-    draw.text((MARGIN - 30, H - MARGIN - 6), "0", fill="gray")
-    draw.text((W - 60, H - MARGIN + 6), f"{x_top:.0f}", fill="gray")
+    _axis_labels(draw, xlabel, f"{x_top:.0f}", f"{y_top:.3g}")
     return _save(image, path)

@@ -24,7 +24,7 @@ from torch import nn
 
 from hoirecon.config import Schedule
 from hoirecon.data.categories import KNOWN_CATEGORIES, normalize_category
-from hoirecon.errors import DataError, HoireconWarning
+from hoirecon.errors import ConfigError, DataError, HoireconWarning
 from hoirecon.priors.base import HAND_CHANNELS, OBJECT_CHANNELS, check_channels
 from hoirecon.registry import register
 from hoirecon.utils.io import atomic_path
@@ -64,7 +64,7 @@ class Denoiser(nn.Module):
         from diffusers import DDPMScheduler, UNet2DModel  # heavy: only when a prior is built
 
         if cfg.prediction_type not in ("epsilon", "v_prediction"):
-            raise ValueError(f"network.prediction_type must be epsilon or v_prediction, not {cfg.prediction_type!r}")
+            raise ConfigError(f"network.prediction_type must be epsilon or v_prediction, not {cfg.prediction_type!r}")
         self.cfg = cfg
         up_types = [t.replace("Down", "Up") for t in reversed(cfg.down_block_types)]
         self.unet = UNet2DModel(
@@ -112,11 +112,15 @@ class Denoiser(nn.Module):
         out = self.raw(x_t, condition, t, class_ids)
         if self.cfg.prediction_type == "epsilon":
             return out
-        abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        abar = self.abar(t)
         return abar.sqrt() * out + (1 - abar).sqrt() * x_t  # eps from v
 
+    def abar(self, t: torch.Tensor) -> torch.Tensor:
+        """The schedule's cumulative alpha at timesteps t (B,), shaped (B, 1, 1, 1) to scale images."""
+        return self.alphas_cumprod[t].view(-1, 1, 1, 1)
+
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        abar = self.abar(t)
         return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
 
     def training_loss(
@@ -138,7 +142,7 @@ class Denoiser(nn.Module):
         out = self.raw(self.add_noise(target, noise, t), condition, t, class_ids)
         if self.cfg.prediction_type == "epsilon":
             return torch.nn.functional.mse_loss(out, noise)
-        abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        abar = self.abar(t)
         return torch.nn.functional.mse_loss(out, abar.sqrt() * noise - (1 - abar).sqrt() * target)
 
     @torch.no_grad()
@@ -294,7 +298,7 @@ class DiffusionPrior:
         eps = self.model.guided_noise(
             x_t, hand_condition.detach(), t, self.model.class_ids(categories), self.cfg.guidance_scale
         )
-        abar = self.model.alphas_cumprod[t].view(-1, 1, 1, 1)
+        abar = self.model.abar(t)
         grad = self.weight(step) * (1 - abar).sqrt() * abar.sqrt() * (eps - noise)
         target = (x0 - grad).detach()
         return 0.5 * ((x0 - target) ** 2).sum()  # d/dx0 = grad
