@@ -21,6 +21,7 @@ from common import EYES, AnalyticSDF, fit_sdf_to_renders, view_rays  # noqa: E40
 
 from hoirecon.registry import build  # noqa: E402
 from hoirecon.render.raster import rasterize  # noqa: E402
+from hoirecon.runtime import configure_cpu  # noqa: E402
 from hoirecon.sdf.mesh import extract_mesh  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "object.png"
@@ -53,8 +54,7 @@ def tiles(net, renderer, view) -> list[np.ndarray]:  # noqa: ANN001
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
-    torch.set_num_threads(parser.parse_args().threads)
-    torch.set_flush_denormal(True)
+    configure_cpu(parser.parse_args().threads)
     mug = build("object_generator", "mug").generate(seed=0)
     truth = AnalyticSDF(mug.sdf)
     gt_renderer = build("renderer", {"type": "volsdf", "beta_init": 0.001, "learn_beta": False})

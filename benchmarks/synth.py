@@ -21,13 +21,13 @@ from hoirecon.data.formats.hoirecon import write_clip
 from hoirecon.data.synth.clip import SynthClipConfig, make_clip
 from hoirecon.data.synth.prior_data import PriorDataConfig, generate
 from hoirecon.registry import build
+from hoirecon.runtime import configure_cpu
 
 CATEGORIES = ("mug", "bottle", "kettle", "bowl", "knife", "toycar")
 
 
 def main() -> None:
-    torch.set_num_threads(2)
-    torch.set_flush_denormal(True)
+    configure_cpu(2)
     hand = build("hand_model", "mano")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from hoirecon.data.synth.clip import SynthClipConfig, make_clip
 from hoirecon.data.synth.prior_data import PRIOR_CATEGORIES, PriorDataConfig, generate
 from hoirecon.registry import build
+from hoirecon.runtime import configure_cpu
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "synth.png"
 TILE = 128
@@ -53,7 +53,7 @@ def channel_tiles(x: np.ndarray, hand: bool) -> list[np.ndarray]:
 
 
 def main() -> None:
-    torch.set_flush_denormal(True)
+    configure_cpu(0)
     hand = build("hand_model", "mano")
     frames = []
     for category in PRIOR_CATEGORIES:

@@ -128,11 +128,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from hoirecon.fit.outputs import object_mesh, write_meshes_and_poses
+    from hoirecon.runtime import configure_cpu
     from hoirecon.sdf.mesh import EmptySurfaceError
-    from hoirecon.systems.common import configure_threads
     from hoirecon.systems.fit import load_run
 
-    configure_threads(0)
+    configure_cpu(0)
     parts = load_run(args.run_dir)
     try:
         mesh = object_mesh(parts.scene, args.resolution)
@@ -149,12 +149,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from hoirecon.data.load import load_clip
     from hoirecon.fit.outputs import evaluate, object_mesh
+    from hoirecon.runtime import configure_cpu
     from hoirecon.sdf.mesh import EmptySurfaceError
-    from hoirecon.systems.common import configure_threads
     from hoirecon.systems.fit import load_run
     from hoirecon.utils.io import atomic_write_text
 
-    configure_threads(0)
+    configure_cpu(0)
     parts = load_run(args.run_dir)
     clip = load_clip(args.gt) if args.gt else parts.clip
     if clip.gt is None:

@@ -1,10 +1,10 @@
-"""Test-wide settings: the project's CPU defaults (2 threads, subnormal floats flushed to zero)."""
+"""Test-wide settings: the project's CPU defaults (at most 2 threads, subnormal floats flushed to zero,
+freed memory kept), as every run applies them (hoirecon.runtime.configure_cpu)."""
 
 import torch
 
+from hoirecon.runtime import configure_cpu
+
 
 def pytest_configure(config) -> None:  # noqa: ANN001
-    # softplus(beta=100) in the SDF networks produces subnormal floats, which are several times slower
-    # on x86 CPUs; the fit and prior training flush them too (hoirecon.systems.common.configure_threads)
-    torch.set_flush_denormal(True)
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
+    configure_cpu(min(torch.get_num_threads(), 2))

@@ -54,22 +54,56 @@ def test_gradient_matches_finite_differences(name):
     assert torch.allclose(grad, auto, atol=1e-8)
 
 
-def test_mlp_explicit_gradient_backpropagates_like_autograd():
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {},
+        {"skip_layer": 2},
+        {"skip_layer": 0, "weight_norm": False},
+        {"skip_layer": 4, "layers": 4},  # the output layer reads the encoding
+        {"n_freqs": 0, "layers": 2},
+    ],
+)
+def test_mlp_hand_written_backward_matches_autograd(cfg):
+    """Values, parameter gradients and point gradients of sdf_and_gradient against autograd's double
+    backward (float64); 2501 points so the weight gradients take the split-batch path with a remainder."""
     torch.manual_seed(1)
-    net = build("sdf", {"type": "mlp", "skip_layer": 2})
+    net = build("sdf", {"type": "mlp", **cfg}).double()
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    x = torch.randn(200, 3) * 0.1
-    params = [p for p in net.parameters()]
-    grads = []
+    x0 = torch.randn(2501, 3, dtype=torch.float64) * 0.1
+    w = torch.randn(2501, 3, dtype=torch.float64)
+    params = list(net.parameters())
+    results = []
     for fn in (net.sdf_and_gradient, lambda x: sdf_and_gradient(net.sdf, x)):
+        x = x0.clone().requires_grad_(True)
         s, g = fn(x)
-        loss = ((g.norm(dim=1) - 1) ** 2).mean() + s.abs().mean()
-        grads.append(torch.autograd.grad(loss, params, allow_unused=True))
-    for a, b in zip(*grads):
-        if a is not None or b is not None:
-            assert torch.allclose(a, b, atol=1e-6)
+        loss = ((g.norm(dim=1) - 1) ** 2).mean() + (g * w).mean() + s.abs().mean()
+        results.append((s, g, torch.autograd.grad(loss, [x, *params], allow_unused=True)))
+    (s1, g1, d1), (s2, g2, d2) = results
+    assert torch.allclose(s1, s2, atol=1e-12) and torch.allclose(g1, g2, atol=1e-10)
+    assert torch.allclose(d1[0], d2[0], atol=1e-9)  # d loss / d x
+    for a, b in zip(d1[1:], d2[1:]):
+        a = torch.zeros_like(b) if a is None else a
+        b = torch.zeros_like(a) if b is None else b
+        assert torch.allclose(a, b, atol=1e-9)
+
+
+def test_mlp_rejects_impossible_shapes():
+    with pytest.raises(ConfigError, match="sdf.layers and sdf.hidden must be at least 1"):
+        build("sdf", {"type": "mlp", "layers": 0})
+    with pytest.raises(ConfigError, match="sdf.skip_layer must be -1"):
+        build("sdf", {"type": "mlp", "layers": 4, "skip_layer": 5})
+
+
+def test_mlp_gradient_without_graph_is_detached():
+    net = build("sdf", {"type": "mlp"})
+    x = torch.randn(10, 3, requires_grad=True) * 0.1
+    s, g = net.sdf_and_gradient(x, create_graph=False)
+    assert not s.requires_grad and not g.requires_grad
+    s2, g2 = net.sdf_and_gradient(x)
+    assert torch.equal(s, s2.detach()) and torch.equal(g, g2.detach())
 
 
 def test_hashgrid_indices_and_annealing():

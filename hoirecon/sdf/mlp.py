@@ -10,11 +10,12 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from hoirecon.errors import ConfigError
 from hoirecon.registry import register
 from hoirecon.sdf.common import laplace_density
+from hoirecon.sdf.mlp_kernel import Layer, SDFWithGradient, mlp_forward, positional_encoding
 
 
 class WeightNormLinear(nn.Module):
@@ -69,6 +70,10 @@ class MLPSDF(nn.Module):
 
     def __init__(self, cfg: Config):
         super().__init__()
+        if cfg.layers < 1 or cfg.hidden < 1:
+            raise ConfigError(f"sdf.layers and sdf.hidden must be at least 1, got {cfg.layers} and {cfg.hidden}")
+        if not -1 <= cfg.skip_layer <= cfg.layers:
+            raise ConfigError(f"sdf.skip_layer must be -1 (none) or a layer 0..{cfg.layers}, got {cfg.skip_layer}")
         self.cfg = cfg
         self.bound = cfg.bound
         self.feature_dim = cfg.feature_dim
@@ -104,50 +109,34 @@ class MLPSDF(nn.Module):
                     layer.g[0] = 0.0
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        u = (x - self.centre) * self.cfg.units_per_metre
-        if self.cfg.n_freqs == 0:
-            return u
-        scaled = (u[:, None, :] * self.freqs[:, None]).reshape(len(u), 3 * self.cfg.n_freqs)
-        return torch.cat([u, torch.sin(scaled), torch.cos(scaled)], dim=-1)
+        return positional_encoding((x - self.centre) * self.cfg.units_per_metre, self.freqs)
 
-    def effective_layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(weight, bias) per layer with the softplus sharpness folded in.
+    def effective_layers(self) -> list[Layer]:
+        """(weight, enc_weight, bias) per layer (see ``mlp_kernel``) with the softplus sharpness and the
+        skip layer's 1/sqrt(2) folded in.
 
         softplus(z, beta) = softplus(beta z) / beta. Hidden layers here output u = beta z (so the
         activation is a plain softplus(u) and its slope a plain sigmoid(u)), and each layer's columns
         fed by activations are divided by beta: the same function with two fewer elementwise passes
-        over every hidden activation (the beta * z products and their gradients) per layer.
+        over every hidden activation (the beta * z products and their gradients) per layer. The skip
+        layer reads cat([h, enc]) / sqrt(2): its weight is split into the two column blocks instead.
         """
         beta, last, skip = self.cfg.softplus_beta, len(self.linears) - 1, self.cfg.skip_layer
-        layers = []
+        n_enc = 3 + 6 * self.cfg.n_freqs
+        layers: list[Layer] = []
         for i, layer in enumerate(self.linears):
             weight = layer.weight() if isinstance(layer, WeightNormLinear) else layer.weight
-            row = beta if i < last else 1.0
-            fed_by_hidden = 1.0 if i == 0 else 1.0 / beta
+            scale = (beta if i < last else 1.0) * (1.0 if i == 0 else 1.0 / beta)
+            bias = layer.bias * (beta if i < last else 1.0)
             if i == skip:
-                n_enc = 3 + 6 * self.cfg.n_freqs
-                col = torch.cat([torch.full((weight.shape[1] - n_enc,), fed_by_hidden), torch.ones(n_enc)])
-                weight = weight * (row * col.to(weight))[None]
+                enc_scale = (beta if i < last else 1.0) / math.sqrt(2)
+                layers.append((weight[:, :-n_enc] * (scale / math.sqrt(2)), weight[:, -n_enc:] * enc_scale, bias))
             else:
-                weight = weight * (row * fed_by_hidden)
-            layers.append((weight, layer.bias * row))
+                layers.append((weight * scale, None, bias))
         return layers
 
-    def _hidden(self, enc: torch.Tensor, layers: list) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The network's last pre-activation (N, 1 + F) and every hidden pre-activation u."""
-        h, pre = enc, []
-        last = len(layers) - 1
-        for i, (weight, bias) in enumerate(layers):
-            if i == self.cfg.skip_layer:
-                h = torch.cat([h, enc], dim=-1) / math.sqrt(2)
-            z = torch.addmm(bias, h, weight.t())
-            if i < last:
-                pre.append(z)
-                h = F.softplus(z)
-        return z, pre
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out, _ = self._hidden(self.encode(x), self.effective_layers())
+        out = mlp_forward(self.encode(x), self.effective_layers())
         sphere = ((x - self.centre).pow(2).sum(-1) + 1e-12).sqrt() - self.cfg.init_radius
         return sphere + out[:, 0] / self.cfg.units_per_metre, out[:, 1:]
 
@@ -155,43 +144,24 @@ class MLPSDF(nn.Module):
         return self.forward(x)[0]
 
     def sdf_and_gradient(self, x: torch.Tensor, create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """sdf (N,) and its gradient (N, 3), the gradient by an explicit backward pass through the layers.
+        """sdf (N,) and its gradient (N, 3), the gradient by an explicit pass through the layers.
 
         Written out rather than asked of autograd (``torch.autograd.grad(..., create_graph=True)``):
-        the eikonal loss then needs a single backward instead of a double one, about twice as fast on
-        a CPU. ``hoirecon.sdf.common.sdf_and_gradient`` gives the same numbers (tested).
+        the eikonal loss then needs a single backward instead of a double one, and that backward is
+        written out too (``mlp_kernel.SDFWithGradient``). ``hoirecon.sdf.common.sdf_and_gradient``
+        gives the same numbers and parameter gradients (tested).
         """
-        cfg = self.cfg
-        d = x - self.centre
-        u = d * cfg.units_per_metre
-        enc = self.encode(x)
-        layers = self.effective_layers()
-        out, pre = self._hidden(enc, layers)
-        last = len(layers) - 1
-        r = (d.pow(2).sum(-1) + 1e-12).sqrt()
-        sdf = r - cfg.init_radius + out[:, 0] / cfg.units_per_metre
-        # backward pass for d(network sdf, in units)/d(enc): g has shape (N, width of layer input)
-        g = layers[last][0][0].expand(len(x), -1)
-        g_skip = None
-        if last == cfg.skip_layer:
-            g, g_skip = g[:, : -enc.shape[1]] / math.sqrt(2), g[:, -enc.shape[1] :] / math.sqrt(2)
-        for i in range(last - 1, -1, -1):
-            g = (g * torch.sigmoid(pre[i])) @ layers[i][0]
-            if i == cfg.skip_layer:  # this layer's input was cat([h, enc]) / sqrt(2)
-                g, g_skip = g[:, : -enc.shape[1]] / math.sqrt(2), g[:, -enc.shape[1] :] / math.sqrt(2)
-        if g_skip is not None:
-            g = g + g_skip
-        g_u = g[:, :3]
-        if cfg.n_freqs > 0:
-            scaled = u[:, None, :] * self.freqs[:, None]  # (N, F, 3)
-            k = cfg.n_freqs * 3
-            g_sin = g[:, 3 : 3 + k].reshape(-1, cfg.n_freqs, 3)
-            g_cos = g[:, 3 + k :].reshape(-1, cfg.n_freqs, 3)
-            g_u = g_u + (self.freqs[:, None] * (g_sin * torch.cos(scaled) - g_cos * torch.sin(scaled))).sum(1)
-        grad = d / r[:, None] + g_u  # d/dx of (network / units) = d/du of network
         if not create_graph:
-            sdf, grad = sdf.detach(), grad.detach()
-        return sdf, grad
+            with torch.no_grad():
+                return self.sdf_and_gradient(x)
+        d = x - self.centre
+        layers = self.effective_layers()
+        weight, enc_weight, bias = layers[-1]  # the sdf row only: features need no gradient
+        layers[-1] = (weight[:1], None if enc_weight is None else enc_weight[:1], bias[:1])
+        out, grad_u = SDFWithGradient.apply(d * self.cfg.units_per_metre, self.freqs, *[t for la in layers for t in la])
+        r = (d.pow(2).sum(-1) + 1e-12).sqrt()
+        # d/dx of (network / units) = d/du of network
+        return r - self.cfg.init_radius + out / self.cfg.units_per_metre, d / r[:, None] + grad_u
 
     def query_density(self, x: torch.Tensor, beta: float = 0.01) -> torch.Tensor:
         return laplace_density(self.sdf(x), beta)

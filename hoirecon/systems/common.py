@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from hoirecon.runtime import configure_cpu
 from hoirecon.schema import TrainerSection
-
-
-def configure_threads(threads: int) -> None:
-    """torch intra-op threads (``threads``, or every core for 0), and subnormal floats flushed to zero:
-    softplus(beta=100) in the SDF networks makes many, and they are several times slower on x86."""
-    torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
-    torch.set_flush_denormal(True)
 
 
 def start_run(cfg: TrainerSection) -> None:
     """Threads and seeds for a run, before anything random is built."""
-    configure_threads(cfg.threads)
+    configure_cpu(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)
 
 

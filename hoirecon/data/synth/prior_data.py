@@ -21,6 +21,7 @@ import torch
 from hoirecon.data.prior_shards import shard_path, write_index, write_shard
 from hoirecon.fit.novel_view import random_novel_view
 from hoirecon.priors.channels import hand_channels, object_channels, reference_depth
+from hoirecon.runtime import configure_cpu
 
 #: DiffHOI's six rigid HOI4D categories and five other everyday ones.
 PRIOR_CATEGORIES: tuple[str, ...] = (
@@ -80,8 +81,7 @@ _WORKER: dict = {}
 
 
 def _worker_setup() -> None:
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
+    configure_cpu(1)
 
 
 def make_shard(cfg: PriorDataConfig, index: int, out: Path) -> int:
