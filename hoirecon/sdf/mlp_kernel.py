@@ -175,11 +175,14 @@ class SDFWithGradient(torch.autograd.Function):
         if enc_weights[n] is not None:
             d_enc_weights[n] = (d_grad_enc.sum(0) + d_out @ enc)[None]
 
-        # 2. Reverse of the forward pass, top-down
-        d_h = d_out[:, None] * weights[n][0]
+        # 2. Reverse of the forward pass, top-down. At the top, d loss / d h = d_out (x) w and
+        # (d_out (x) w) * s = d_out * a: the saved a spares the outer product.
         d_enc = d_out[:, None] * enc_weights[n][0] if need_enc and enc_weights[n] is not None else None
         for k in range(n - 1, -1, -1):
-            d_u = d_u_via_slope[k].addcmul_(d_h, slopes[k])
+            if k == n - 1:
+                d_u = d_u_via_slope[k].addcmul_(acts[k], d_out[:, None])
+            else:
+                d_u = d_u_via_slope[k].addcmul_(d_h, slopes[k])
             d_weights[k] += transposed_matmul(d_u, hs[k])
             d_biases[k] = d_u.sum(0)
             if enc_weights[k] is not None:
