@@ -175,14 +175,15 @@ class SDFWithGradient(torch.autograd.Function):
         if enc_weights[n] is not None:
             d_enc_weights[n] = (d_grad_enc.sum(0) + d_out @ enc)[None]
 
-        # 2. Reverse of the forward pass, top-down. At the top, d loss / d h = d_out (x) w and
-        # (d_out (x) w) * s = d_out * a: the saved a spares the outer product.
+        # 2. Reverse of the forward pass, top-down, with d_h = d loss / d h_k from the layer above
         d_enc = d_out[:, None] * enc_weights[n][0] if need_enc and enc_weights[n] is not None else None
+        d_h = None
         for k in range(n - 1, -1, -1):
-            if k == n - 1:
-                d_u = d_u_via_slope[k].addcmul_(acts[k], d_out[:, None])
+            d_u = d_u_via_slope[k]
+            if d_h is None:  # the top: d_h = d_out (x) w, and (d_out (x) w) * s = d_out * a (saved)
+                d_u.addcmul_(acts[k], d_out[:, None])
             else:
-                d_u = d_u_via_slope[k].addcmul_(d_h, slopes[k])
+                d_u.addcmul_(d_h, slopes[k])
             d_weights[k] += transposed_matmul(d_u, hs[k])
             d_biases[k] = d_u.sum(0)
             if enc_weights[k] is not None:
