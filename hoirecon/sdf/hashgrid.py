@@ -57,7 +57,9 @@ class HashEncoding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         index, w = self.lookup(x)
-        values = self.table[index]  # (N, L, 8, F)
+        # index_select, not table[index]: the latter's backward accumulates with parallel atomic adds
+        # on a CPU (a different sum order, so different bits, each run) and was 2.6x slower here
+        values = self.table.index_select(0, index.reshape(-1)).reshape(*index.shape, self.features)  # (N, L, 8, F)
         out = (values * w[..., None]).sum(2) * self.level_mask[:, None]  # (N, L, F)
         return out.reshape(len(x), out.shape[1] * out.shape[2])
 
