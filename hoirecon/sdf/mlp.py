@@ -126,13 +126,14 @@ class MLPSDF(nn.Module):
         layers: list[Layer] = []
         for i, layer in enumerate(self.linears):
             weight = layer.weight() if isinstance(layer, WeightNormLinear) else layer.weight
-            scale = (beta if i < last else 1.0) * (1.0 if i == 0 else 1.0 / beta)
-            bias = layer.bias * (beta if i < last else 1.0)
+            row = beta if i < last else 1.0  # this layer outputs beta z
+            col = 1.0 if i == 0 else 1.0 / beta  # its input (after layer 0) is beta softplus(z, beta)
             if i == skip:
-                enc_scale = (beta if i < last else 1.0) / math.sqrt(2)
-                layers.append((weight[:, :-n_enc] * (scale / math.sqrt(2)), weight[:, -n_enc:] * enc_scale, bias))
+                hidden_part, enc_part = weight[:, :-n_enc], weight[:, -n_enc:]
+                r2 = math.sqrt(2)
+                layers.append((hidden_part * (row * col / r2), enc_part * (row / r2), layer.bias * row))
             else:
-                layers.append((weight * scale, None, bias))
+                layers.append((weight * (row * col), None, layer.bias * row))
         return layers
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
