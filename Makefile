@@ -28,9 +28,11 @@ demo: install
 	if [ -f runs/demo/checkpoints/last.ckpt ]; then $(BIN)/hoirecon fit --resume runs/demo; \
 	else $(BIN)/hoirecon fit --config configs/fit/demo.yaml; fi
 
+# Import layers: the contracts in setup.cfg [importlinter] (docs/architecture.md, section Layers).
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache --no-logo
 
 test: lint
 	$(BIN)/python -m pytest -q -n 2 tests

@@ -42,7 +42,7 @@ EYES = [[0.0, 0.0, -0.4], [0.4, 0.0, 0.0], [0.0, 0.4, 0.01], [-0.28, 0.15, 0.25]
 
 def fit_sdf_to_shape(
     name: str, target_sdf: Callable[[torch.Tensor], torch.Tensor], steps: int, seed: int = 0, **cfg
-) -> torch.nn.Module:  # noqa: ANN003
+) -> torch.nn.Module:
     """An SDF backbone regressed onto a known SDF (points near the surface and in the box)."""
     torch.manual_seed(seed)
     net = build("sdf", {"type": name, "init_radius": 0.06, **cfg})

@@ -29,7 +29,7 @@ def grasp_pose() -> torch.Tensor:
     return from_local_components(comps).float()
 
 
-def tiles(out, res: int) -> list[np.ndarray]:  # noqa: ANN001
+def tiles(out, res: int) -> list[np.ndarray]:
     mask = out.mask[0].detach().numpy()
     depth = out.depth[0].detach().numpy()
     valid = out.covered[0].numpy()

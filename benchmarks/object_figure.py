@@ -28,7 +28,7 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "object.png"
 RES, FIT_RES, STEPS = 128, 40, 400
 
 
-def tiles(net, renderer, view) -> list[np.ndarray]:  # noqa: ANN001
+def tiles(net, renderer, view) -> list[np.ndarray]:
     est = build("estimator", {"type": "occgrid", "n_samples": 32, "randomize": False})
     est.update(net, 0)
     out = renderer(net, est, view["o"], view["d"], view["near"], view["far"], training=False)

@@ -27,8 +27,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from hoirecon.data.prior_shards import ShardStream, read_index
-from hoirecon.eval.compare import mean_finite as mean
 from hoirecon.priors.diffusion import DEFAULT_CHECKPOINT, load_checkpoint
+from hoirecon.utils.stats import mean_finite as mean
 
 REPO = Path(__file__).resolve().parents[1]
 HOIRECON = str(Path(sys.executable).parent / "hoirecon")
@@ -40,7 +40,7 @@ def heldout_shards(data: Path, val_shards: int) -> list[Path]:
     return [data / name for name in sorted(index["shards"])][-val_shards:]
 
 
-def heldout_losses(model, shards: list[Path], batch_size: int = 64) -> dict[str, tuple[float, float, int]]:  # noqa: ANN001
+def heldout_losses(model, shards: list[Path], batch_size: int = 64) -> dict[str, tuple[float, float, int]]:
     """Per category: (mean loss with category, without, number of samples)."""
     sums: dict[str, list[float]] = {}
     batch: list = []
@@ -71,7 +71,7 @@ def _tile(x: torch.Tensor, scale: int) -> np.ndarray:
     return np.kron(img, np.ones((scale, scale, 1), dtype=np.uint8))
 
 
-def contact_sheet(model, shards: list[Path], out: Path, per_category: int = 2, scale: int = 3) -> Path:  # noqa: ANN001
+def contact_sheet(model, shards: list[Path], out: Path, per_category: int = 2, scale: int = 3) -> Path:
     """Rows: held-out samples; columns: hand (mask, normal) | sampled with category | without | truth."""
     picked: dict[str, list] = {c: [] for c in SHEET_CATEGORIES}
     for target, condition, cat in ShardStream(shards, shuffle=False):

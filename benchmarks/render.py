@@ -40,7 +40,7 @@ ESTIMATORS = {
 }
 
 
-def mlp_matmul_flops(net) -> int:  # noqa: ANN001
+def mlp_matmul_flops(net) -> int:
     """Matmul FLOPs per point of sdf_and_gradient and its backward (the sdf row of the last layer only)."""
     dims = [(layer.v.shape[1], layer.v.shape[0]) for layer in net.linears]
     hidden = sum(2 * i * o for i, o in dims[:-1])
@@ -58,14 +58,14 @@ def uniform_match(curve: list[tuple[int, float]], err: float) -> float:
     return float(curve[0][0]) if err > curve[0][1] else float("nan")
 
 
-def steady_grid(estimator, net, renderer, *rays: torch.Tensor) -> None:  # noqa: ANN001
+def steady_grid(estimator, net, renderer, *rays: torch.Tensor) -> None:
     """The grid as training keeps it: rebuilt (every few steps) for the renderer's current beta."""
     with torch.no_grad():
         renderer(net, estimator, *rays, False)  # tells the estimator the renderer's density width
     estimator.update(net, 0, force=True)
 
 
-def samples_at_equal_error(net, beta: float) -> dict:  # noqa: ANN001
+def samples_at_equal_error(net, beta: float) -> dict:
     """Image error and network evaluations per ray of occgrid, and the uniform curve, at one beta."""
     renderer = build("renderer", {"type": "volsdf", "beta_init": beta, "learn_beta": False})
     full = view_rays(48, EYES[3])
@@ -74,7 +74,7 @@ def samples_at_equal_error(net, beta: float) -> dict:  # noqa: ANN001
         ref = renderer(net, build("estimator", {"type": "uniform", "n_samples": 512, "randomize": False}), *args, False)
         on = ref.opacity > 0.5
 
-        def error(out) -> float:  # noqa: ANN001
+        def error(out) -> float:
             return float(
                 (out.opacity - ref.opacity).abs().mean() + (out.distance - ref.distance)[on].abs().mean() * 100
             )
@@ -110,7 +110,7 @@ def main() -> None:
             steady_grid(estimator, net, renderer, o, d, near, far)
             stats = {}
 
-            def step(net=net, estimator=estimator, stats=stats) -> None:  # noqa: ANN001
+            def step(net=net, estimator=estimator, stats=stats) -> None:
                 out = renderer(net, estimator, o, d, near, far)
                 loss = out.opacity.sum() + out.distance.sum() + (out.gradients.norm(dim=-1) - 1).pow(2).mean()
                 loss.backward()

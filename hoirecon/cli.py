@@ -91,37 +91,27 @@ def _run_config(args: argparse.Namespace, schema: type, command: str):  # noqa: 
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from hoirecon.config import save_config
-    from hoirecon.schema import FitConfig
+    from hoirecon.api import fit_clip
 
-    cfg, config = _run_config(args, FitConfig, "fit")
-    run_dir = Path(config.run_dir)
+    if not (args.config or args.resume):
+        raise HoireconError("fit needs --config FILE or --resume RUN_DIR", hint="hoirecon fit --help")
 
-    from hoirecon.fit.outputs import write_outputs
-    from hoirecon.systems.common import last_checkpoint, make_trainer, start_run
-    from hoirecon.systems.fit import build_fit
+    def announce(parts) -> None:  # noqa: ANN001 - FitParts
+        clip = parts.clip
+        h, w = clip.image_size
+        print(f"fitting {clip.path}: {len(clip)} frames, {w}x{h} px, {parts.category or 'no category'}")
 
-    start_run(config.trainer)
-    parts = build_fit(config)
-    clip = parts.clip
-    h, w = clip.image_size
-    print(f"fitting {clip.path}: {len(clip)} frames, {w}x{h} px, {parts.category or 'no category'}")
-    trainer = make_trainer(config.trainer, run_dir, gradient_clip_val=config.optim.grad_clip)
-    save_config(cfg, run_dir / "config.yaml")
-    trainer.fit(parts.system, ckpt_path=last_checkpoint(run_dir) if args.resume else None)
-    preview = {"frames": config.output.preview_frames, "size": config.output.preview_size}
-    metrics = write_outputs(parts.scene, clip, run_dir, config.object.export_resolution, preview)
-    if not (run_dir / "object.obj").is_file():
+    result = fit_clip(args.config, resume=args.resume, overrides=args.overrides, on_start=announce)
+    run_dir = result.run_dir
+    if result.object_mesh is None:
         print("warning: the SDF has no surface inside its box; no object mesh was written", file=sys.stderr)
     print(f"object mesh: {run_dir / 'object.obj'} (in the hand frame: {run_dir / 'object_in_hand.obj'})")
-    print(f"hands, poses: {run_dir / 'hands'}/, {run_dir / 'poses.npz'}")
-    from hoirecon.eval.report import run_report
-
-    print(f"preview: {run_dir / 'preview.png'}; report: {run_report(run_dir)}")
-    if metrics:
-        width = max(len(k) for k in metrics)
+    print(f"hands, poses: {result.hands}/, {result.poses}")
+    print(f"preview: {result.preview}; report: {result.report}")
+    if result.metrics:
+        width = max(len(k) for k in result.metrics)
         print(f"metrics ({run_dir / 'metrics.json'}):")
-        for key, value in metrics.items():
+        for key, value in result.metrics.items():
             print(f"  {key:<{width}}  {value:.4f}")
     return 0
 
@@ -148,7 +138,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import json
 
     from hoirecon.data.load import load_clip
-    from hoirecon.fit.outputs import evaluate, object_mesh
+    from hoirecon.eval.fit_scores import evaluate
+    from hoirecon.fit.outputs import object_mesh
     from hoirecon.runtime import configure_cpu
     from hoirecon.sdf.mesh import EmptySurfaceError
     from hoirecon.systems.fit import load_run
@@ -212,11 +203,12 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
     run_dir = Path(config.run_dir)
 
     from hoirecon.systems.common import last_checkpoint, make_trainer, start_run
-    from hoirecon.systems.prior import PriorDataModule, PriorSystem
+    from hoirecon.systems.prior import PriorDataModule, PriorSystem, network_config
 
+    network = network_config(config.network)
     start_run(config.trainer)
-    data = PriorDataModule(config.data, config.network.resolution, seed=config.trainer.seed)
-    system = PriorSystem(config.network, config.train)
+    data = PriorDataModule(config.data, network.resolution, seed=config.trainer.seed)
+    system = PriorSystem(network, config.train)
     trainer = make_trainer(
         config.trainer,
         run_dir,

@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import OmegaConfBaseException
 
+from hoirecon.dataclass_config import make_config, omegaconf_message, plain
 from hoirecon.errors import ConfigError
 from hoirecon.utils.io import atomic_write_text
 
@@ -118,38 +119,11 @@ def compose(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
         cfg = OmegaConf.create(tree)
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"{path}: {_omegaconf_message(exc)}") from None
+        raise ConfigError(f"{path}: {omegaconf_message(exc)}") from None
     return cfg
 
 
 # -- validation -----------------------------------------------------------------------------------
-
-
-def make_config(cls: type[T], values: Mapping[str, Any] | None, component: str, where: str | None = None) -> T:
-    """Validate ``values`` into the dataclass ``cls``; unknown keys and bad types are errors.
-
-    ``component`` names what is being configured in messages (e.g. "sdf 'mlp' (hoirecon.sdf.mlp.MLPSDF)")
-    and ``where`` the dotted path of the section in the whole config, when there is one.
-    """
-    prefix = f"{where}." if where else ""
-    values = _plain(values or {})
-    known = [f.name for f in dataclasses.fields(cls)]
-    for key in values:
-        if key not in known:
-            raise ConfigError(
-                f"unknown key '{prefix}{key}' for {component}; known keys: {', '.join(known) or '(none)'}"
-            )
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(cls), values)
-        return OmegaConf.to_object(merged)  # type: ignore[return-value]
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
-        if isinstance(exc, ConfigKeyError) and key:
-            message = _omegaconf_message(exc)
-            suggestion = message[message.find("Did you mean") :] if "Did you mean" in message else ""
-            raise ConfigError(f"unknown key '{prefix}{key}' for {component}. {suggestion}".strip()) from None
-        where_key = f"'{prefix}{key}' " if key else ""
-        raise ConfigError(f"bad value {where_key}for {component}: {_omegaconf_message(exc)}") from None
 
 
 def validate(cfg: DictConfig | Mapping[str, Any], schema: type[T], registry: Any = None) -> T:
@@ -161,7 +135,7 @@ def validate(cfg: DictConfig | Mapping[str, Any], schema: type[T], registry: Any
     """
     if registry is None:
         from hoirecon.registry import REGISTRY as registry
-    tree = _plain(cfg)
+    tree = plain(cfg)
     config = make_config(schema, tree, component=f"the {getattr(schema, 'NAME', schema.__name__)} config")
     registry.load_modules(getattr(config, "plugins", ()) or ())
     for path, role in getattr(schema, "COMPONENTS", {}).items():
@@ -183,25 +157,12 @@ def _lookup(tree: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
-def _plain(values: Any) -> Any:
-    if isinstance(values, DictConfig) or OmegaConf.is_config(values):
-        return OmegaConf.to_container(values, resolve=True)
-    if dataclasses.is_dataclass(values) and not isinstance(values, type):
-        return dataclasses.asdict(values)
-    return dict(values) if isinstance(values, Mapping) else values
-
-
-def _omegaconf_message(exc: OmegaConfBaseException) -> str:
-    msg = getattr(exc, "msg", None) or str(exc)
-    return msg.strip().splitlines()[0]
-
-
 # -- saving ---------------------------------------------------------------------------------------
 
 
 def to_yaml(cfg: DictConfig | Mapping[str, Any]) -> str:
     """Plain YAML (no Python tags), interpolations resolved."""
-    return yaml.safe_dump(_plain(cfg), sort_keys=False, default_flow_style=None)
+    return yaml.safe_dump(plain(cfg), sort_keys=False, default_flow_style=None)
 
 
 def save_config(cfg: DictConfig | Mapping[str, Any], path: str | Path) -> Path:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, is_dataclass
 from types import ModuleType
 from typing import Any
 
+from hoirecon.contracts import CONTRACTS, missing_member
 from hoirecon.errors import PluginError, PluginLoadWarning, RegistryError
 
 ROLES: tuple[str, ...] = (
@@ -115,6 +116,12 @@ class Registry:
         config_cls = getattr(obj, "Config", None)
         if not (isinstance(config_cls, type) and is_dataclass(config_cls)):
             raise RegistryError(f"{role} '{name}' ({_qualname(obj)}) needs a nested dataclass 'Config'")
+        missing = missing_member(obj, role)
+        if missing is not None:
+            raise RegistryError(
+                f"{role} '{name}' ({_qualname(obj)}) lacks '{missing}', which the {role} contract needs "
+                f"(hoirecon.contracts.{CONTRACTS[role].__name__})"
+            )
         existing = self._entries[role].get(name)
         if existing is not None:
             if existing.obj is obj:
@@ -207,7 +214,7 @@ class Registry:
 
     def config(self, role: str, cfg: Mapping[str, Any] | str, where: str | None = None) -> Any:
         """Validate a component section (``{"type": name, **fields}``) into its Config instance."""
-        from hoirecon.config import make_config  # local: config imports nothing from here
+        from hoirecon.dataclass_config import make_config  # local: omegaconf loads when a config is validated
 
         name, values = _split_type(role, cfg, where)
         entry = self.get(role, name, where)

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from hoirecon.priors.diffusion import NetworkConfig
-
 
 @dataclass
 class TrainerSection:
@@ -192,7 +190,9 @@ class PriorTrainConfig:
     plugins: list[str] = field(default_factory=list)
     run_dir: str = "runs/prior"
     data: PriorDataSection = field(default_factory=PriorDataSection)
-    network: NetworkConfig = field(default_factory=NetworkConfig)
+    #: The denoiser's ``NetworkConfig`` (hoirecon.priors.diffusion), validated by the prior training
+    #: (hoirecon.systems.prior.network_config): this module names no concrete prior.
+    network: dict[str, Any] = field(default_factory=dict)
     train: PriorTrainSection = field(default_factory=PriorTrainSection)
     trainer: TrainerSection = field(
         default_factory=lambda: TrainerSection(max_steps=20000, checkpoint_every_n_steps=1000)

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from hoirecon.config import Schedule, compose, load_layers, make_config, parse_overrides, save_config, validate
+from hoirecon.config import Schedule, compose, load_layers, parse_overrides, save_config, validate
+from hoirecon.dataclass_config import make_config
 from hoirecon.errors import ConfigError
 from hoirecon.registry import Registry
 
@@ -92,6 +93,12 @@ class Thing:
 
     def __init__(self, cfg):
         self.cfg = cfg
+
+    def sdf(self, x):  # the sdf contract (only its names are checked at registration)
+        return x.norm(dim=-1)
+
+    def sdf_and_gradient(self, x, create_graph=True):
+        return self.sdf(x), x
 
 
 def _registry() -> Registry:

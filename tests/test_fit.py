@@ -76,7 +76,8 @@ def test_gradients_reach_every_enabled_group(clip_dir, tmp_path):
     parts = _parts(clip_dir, tmp_path, "loss.penetration=1.0", "loss.contact=1.0", "loss.joint_limits=1.0")
     system = parts.system
     system.configure_optimizers()
-    terms = system.objective(parts.scene, step=0, generator=torch.Generator().manual_seed(0))
+    system.follow_step(0)
+    terms = system.objective(parts.scene, generator=torch.Generator().manual_seed(0))
     assert {"mask", "hand_mask", "contour", "eikonal", "temporal"} <= set(terms)
     terms["loss"].backward()
     for name, params in system.parameter_groups().items():
@@ -153,9 +154,14 @@ def test_prior_guidance_reaches_the_object(clip_dir, tmp_path):
         "loss.mask=0", "loss.hand_mask=0", "loss.contour=0", "loss.eikonal=0", "loss.temporal=0",
     )  # fmt: skip
     objective, scene = parts.system.objective, parts.scene
-    assert "sds" not in objective(scene, step=0, generator=torch.Generator().manual_seed(0))  # warm-up
-    assert "sds" not in objective(scene, step=3, generator=torch.Generator().manual_seed(0))  # off step
-    terms = objective(scene, step=2, generator=torch.Generator().manual_seed(0))
+
+    def terms_at(step: int) -> dict:
+        parts.system.follow_step(step)
+        return objective(scene, generator=torch.Generator().manual_seed(0))
+
+    assert "sds" not in terms_at(0)  # warm-up
+    assert "sds" not in terms_at(3)  # off step
+    terms = terms_at(2)
     assert "sds" in terms
     terms["loss"].backward()
     assert any(float(p.grad.abs().sum()) > 0 for p in scene.sdf.parameters() if p.grad is not None)
@@ -166,7 +172,8 @@ def test_prior_guidance_reaches_the_object(clip_dir, tmp_path):
 def test_a_plugin_prior_guides_the_fit(clip_dir, tmp_path):
     """The smooth-surface plugin prior, selected by name, adds its term and reaches the SDF."""
     parts = _parts(clip_dir, tmp_path, "prior.type=smooth-surface", "guidance.warmup_steps=0", "loss.mask=0")
-    terms = parts.system.objective(parts.scene, step=0, generator=torch.Generator().manual_seed(1))
+    parts.system.follow_step(0)
+    terms = parts.system.objective(parts.scene, generator=torch.Generator().manual_seed(1))
     assert "sds" in terms and float(terms["sds"].detach()) > 0
     terms["loss"].backward()
     assert any(float(p.grad.abs().sum()) > 0 for p in parts.scene.sdf.parameters() if p.grad is not None)

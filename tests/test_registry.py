@@ -19,7 +19,22 @@ class _Dims:
     depth: int = 4
 
 
-class Widget:
+class _AnyRole:
+    """Throwaway components registered as an sdf and as a prior: the members both contracts need."""
+
+    active, resolution = True, 8
+
+    def sdf(self, x):
+        return x.norm(dim=-1)
+
+    def sdf_and_gradient(self, x, create_graph=True):
+        return self.sdf(x), x / x.norm(dim=-1, keepdim=True)
+
+    def sds_loss(self, object_channels, hand_condition, categories, step):
+        return object_channels.sum() * 0.0
+
+
+class Widget(_AnyRole):
     @dataclass
     class Config:
         size: int = 3
@@ -31,7 +46,7 @@ class Widget:
         self.extra = extra
 
 
-class Gadget:
+class Gadget(_AnyRole):
     @dataclass
     class Config:
         pass
@@ -181,8 +196,11 @@ def test_config_plugin_module_registers_with_its_source(tmp_path, monkeypatch):
         "    @dataclass\n"
         "    class Config:\n"
         "        k: int = 1\n"
+        "    active, resolution = True, 8\n"
         "    def __init__(self, cfg):\n"
         "        self.cfg = cfg\n"
+        "    def sds_loss(self, object_channels, hand_condition, categories, step):\n"
+        "        return object_channels.sum() * 0.0\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     REGISTRY.load_modules(["my_local_plugin"])
@@ -214,3 +232,50 @@ def test_importing_hoirecon_loads_no_components_or_plugins():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("role", "lacking", "missing"),
+    [
+        ("sdf", "sdf_and_gradient", "sdf_and_gradient"),
+        ("prior", "sds_loss", "sds_loss"),
+        ("estimator", None, "sample"),
+        ("clip_format", None, "priority"),
+        ("initializer", None, "initialize"),
+        ("object_generator", None, "generate"),
+        ("renderer", None, "forward"),
+    ],
+)
+def test_registration_checks_the_role_contract(role, lacking, missing):
+    """A class that lacks a member of its role's contract is refused at registration, naming it."""
+    attrs = {"Config": dataclass(type("Config", (), {}))}
+    bases = (_AnyRole,) if lacking else ()
+    if lacking:
+        attrs[lacking] = None  # shadows the base's method: not callable
+    cls = type("Broken", bases, attrs)
+    with pytest.raises(RegistryError) as err:
+        make_registry().add(role, "broken", cls)
+    message = str(err.value)
+    assert f"lacks '{missing}'" in message and "\n" not in message and f"{role} 'broken'" in message
+
+
+def test_every_builtin_component_meets_its_contract():
+    from hoirecon.contracts import CONTRACTS, missing_member
+
+    for role in CONTRACTS:
+        for entry in REGISTRY.entries(role):
+            assert missing_member(entry.obj, role) is None, (role, entry.name)
+
+
+def test_clip_formats_are_detected_by_declared_priority(tmp_path):
+    """A folder that two layouts accept goes to the one with the higher priority, whatever the names."""
+    from hoirecon.data.load import detect_format
+
+    (tmp_path / "meta.yaml").write_text("category: mug\n")  # hoirecon's sign ...
+    (tmp_path / "image").mkdir()  # ... and DiffHOI's
+    (tmp_path / "cameras_hoi.npz").write_bytes(b"")
+    priorities = {e.name: e.obj.priority for e in REGISTRY.entries("clip_format")}
+    assert priorities["diffhoi"] > priorities["hoirecon"]
+    assert detect_format(tmp_path) == "diffhoi"
+    (tmp_path / "cameras_hoi.npz").unlink()
+    assert detect_format(tmp_path) == "hoirecon"

@@ -124,9 +124,9 @@ def test_mlp_gradient_without_graph_is_detached():
 def test_hashgrid_indices_and_annealing():
     net = build("sdf", {"type": "hashgrid", "n_levels": 6, "anneal_steps": 100, "anneal_start_levels": 2})
     assert net.encoding.level_mask.tolist() == [1, 1, 0, 0, 0, 0]
-    net.set_step(50)
+    net.on_step(50, 1000)
     assert net.encoding.level_mask.tolist() == [1, 1, 1, 1, 0, 0]
-    net.set_step(1000)
+    net.on_step(1000, 1000)
     assert net.encoding.level_mask.sum() == 6
     # every corner of every level reads its own level's slice of the table, also at the cube's faces
     enc = net.encoding

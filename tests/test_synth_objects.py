@@ -7,7 +7,7 @@ import pytest
 import torch
 import trimesh
 
-from hoirecon.data.categories import KNOWN_CATEGORIES
+from hoirecon.categories import KNOWN_CATEGORIES
 from hoirecon.errors import DataError
 from hoirecon.registry import REGISTRY, build
 
@@ -96,7 +96,7 @@ def test_mesh_generator_errors(tmp_path):
 
 
 def test_mesh_sdf_matches_trimesh_exact_signed_distance():
-    from hoirecon.data.synth.objects import mesh_sdf
+    from hoirecon.geometry.mesh_sdf import mesh_sdf
 
     mesh = build("object_generator", "mug").generate(seed=0).mesh
     points = np.random.default_rng(0).uniform(-0.08, 0.08, (400, 3))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from hoirecon.data.categories import KNOWN_CATEGORIES
+from hoirecon.categories import KNOWN_CATEGORIES
 from hoirecon.data.clip import Clip, ClipError
 from hoirecon.data.load import detect_format, load_clip
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hoirecon.data.categories import KNOWN_CATEGORIES, normalize_category
+from hoirecon.categories import KNOWN_CATEGORIES, normalize_category
 from hoirecon.errors import DataError, HoireconWarning
 
 MIN_FRAMES = 2  # every fit step uses frames t and t+1

@@ -12,10 +12,10 @@ from hoirecon.registry import REGISTRY
 
 
 def detect_format(path: Path) -> str:
-    """Name of the first registered clip format whose ``detect`` accepts ``path``."""
+    """Name of the registered clip format of highest ``priority`` (ties: by name) whose ``detect`` accepts ``path``."""
     if not path.exists():
         raise DataError(f"{path}: clip folder not found")
-    entries = REGISTRY.entries("clip_format")
+    entries = sorted(REGISTRY.entries("clip_format"), key=lambda e: (-e.obj.priority, e.name))
     for entry in entries:
         if entry.obj.detect(path):
             return entry.name

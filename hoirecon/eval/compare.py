@@ -1,8 +1,9 @@
 """``hoirecon compare``: a grid of fit variants over clips, run as separate processes, then tabulated.
 
-Each run is ``hoirecon fit`` in its own process (a crash or a killed job costs one run) in
-``run_dir/<variant>/<clip>``. A run is finished when its ``compare.json`` exists (written after the
-fit exits cleanly, with its wall time); a started but unfinished run is resumed from its checkpoint.
+Each run is ``hoirecon.api.fit_clip`` in a worker process of its own (a crash or a killed worker
+costs one run), in ``run_dir/<variant>/<clip>``, with its output in that folder's ``fit.log``. A
+run is finished when its ``compare.json`` exists (written after the fit ends cleanly, with its wall
+time); a started but unfinished run is resumed from its checkpoint.
 So a comparison resumes where it stopped, and ``--shard i/n`` splits the runs over cluster jobs.
 """
 
@@ -13,9 +14,8 @@ import io
 import itertools
 import json
 import math
+import multiprocessing
 import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ import yaml
 from hoirecon.errors import DataError, HoireconError
 from hoirecon.schema import CompareConfig
 from hoirecon.utils.io import atomic_write_text
+from hoirecon.utils.stats import mean_finite
 
 
 @dataclass
@@ -114,22 +115,58 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def run_job(job: Job, cfg: CompareConfig, threads: int) -> tuple[Job, str]:
-    """Run (or resume) one fit in its own process; returns the job and '' or an error line."""
-    base = [sys.executable, "-m", "hoirecon"]
-    common = [f"trainer.threads={threads}", "trainer.progress_bar=false"]
+    """Run (or resume) one fit in a worker process; returns the job and '' or an error line."""
+    common = {"trainer.threads": threads, "trainer.progress_bar": False}
     if (job.run_dir / "checkpoints" / "last.ckpt").is_file():
-        cmd = [*base, "fit", "--resume", str(job.run_dir), *common]
+        request = {"resume": str(job.run_dir), "overrides": [], "keys": common}
     else:
-        cmd = [*base, "fit", "--config", cfg.fit_config, f"clip={job.clip}", f"run_dir={job.run_dir}"]
-        cmd += [*cfg.overrides, *job.overrides, *common]
+        overrides = [f"clip={job.clip}", f"run_dir={job.run_dir}", *cfg.overrides, *job.overrides]
+        request = {"config": cfg.fit_config, "overrides": overrides, "keys": common}
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no state shared with the driver
+    receive, send = context.Pipe(duplex=False)
     start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.startswith("error:")] or result.stderr.splitlines()
-        return job, (lines[-1] if lines else f"exit code {result.returncode}")
+    worker = context.Process(target=_fit_worker, args=(request, str(job.run_dir / "fit.log"), send), daemon=True)
+    worker.start()
+    send.close()
+    try:
+        error = receive.recv()
+    except EOFError:  # the worker died without a word (killed, out of memory)
+        error = None
+    worker.join()
+    if error is None and worker.exitcode != 0:
+        error = f"the fit's worker process exited with code {worker.exitcode}"
+    if error:
+        return job, error
     seconds = time.perf_counter() - start  # a resumed run counts from its resume
     atomic_write_text(job.run_dir / "compare.json", json.dumps({"seconds": seconds, "variant": job.variant}))
     return job, ""
+
+
+def _fit_worker(request: dict, log_path: str, send) -> None:  # noqa: ANN001 - a multiprocessing Connection
+    """In the worker: the fit's output to ``log_path``, then '' (done) or the error line down ``send``."""
+    with open(log_path, "a") as log:
+        os.dup2(log.fileno(), 1)  # everything the fit prints, Lightning's and torch's too, goes to the log
+        os.dup2(log.fileno(), 2)
+        from hoirecon.api import fit_clip
+        from hoirecon.errors import HoireconError
+        from hoirecon.utils.quiet import quiet_output
+
+        quiet_output(False)
+        try:
+            fit_clip(
+                request.get("config"), resume=request.get("resume"), overrides=request["overrides"], **request["keys"]
+            )
+            message = ""
+        except HoireconError as exc:
+            message = str(exc)
+        except Exception as exc:  # noqa: BLE001 - any failure of one run is reported, the grid goes on
+            import traceback
+
+            traceback.print_exc()
+            message = f"{type(exc).__name__}: {exc}"
+        print(message or "done", flush=True)
+        send.send(message)
 
 
 def run_all(
@@ -179,11 +216,6 @@ def write_csv(rows: list[dict], path: Path) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return atomic_write_text(path, buffer.getvalue())
-
-
-def mean_finite(values: list[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return sum(finite) / len(finite) if finite else math.nan
 
 
 def markdown_table(rows: list[dict], metrics: list[str]) -> str:

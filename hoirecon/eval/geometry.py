@@ -54,10 +54,21 @@ def chamfer(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     }
 
 
-def _chamfer_torch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Squared chamfer per batch entry: a (S, N, 3) against b (M, 3) -> (S,)."""
-    d = torch.cdist(a, b.expand(a.shape[0], *b.shape))
-    return d.min(dim=2).values.pow(2).mean(-1) + d.min(dim=1).values.pow(2).mean(-1)
+def _chamfer_torch(a: torch.Tensor, b: torch.Tensor, b_tree: cKDTree | None = None) -> torch.Tensor:
+    """Squared chamfer per batch entry: a (S, N, 3) against b (M, 3) -> (S,), differentiable in ``a``.
+
+    Nearest neighbours are found by k-d trees (``b_tree``: one over ``b``, reused across calls), without
+    gradient; the loss is then the squared distance to them. Its value and gradient are those of the
+    minimum over all pairs, at O(S (N + M) log) cost instead of a dense (S, N, M) distance matrix and
+    its backward (an ``align_points`` call takes a third to a quarter of the time it did that way).
+    """
+    a_np, b_np = a.detach().numpy(), b.numpy()
+    b_tree = cKDTree(b_np) if b_tree is None else b_tree
+    to_b = torch.from_numpy(b_tree.query(a_np.reshape(-1, 3), k=1)[1].reshape(a_np.shape[:2]))  # (S, N)
+    to_a = torch.from_numpy(np.stack([cKDTree(x).query(b_np, k=1)[1] for x in a_np]))  # (S, M)
+    a_to_b = (a - b[to_b]).pow(2).sum(-1).mean(-1)
+    b_to_a = (b - a.gather(1, to_a[..., None].expand(-1, -1, 3))).pow(2).sum(-1).mean(-1)
+    return a_to_b + b_to_a
 
 
 def _fit_similarity(
@@ -68,9 +79,10 @@ def _fit_similarity(
     t = torch.zeros(len(starts), 1, 3, requires_grad=True)
     log_s = torch.zeros(len(starts), 1, 1, requires_grad=scale)
     opt = torch.optim.Adam([rot6d, t] + ([log_s] if scale else []), lr=lr)
+    b_tree = cKDTree(b.numpy())
     for _ in range(steps + 1):
         R = roma.special_gramschmidt(rot6d.reshape(-1, 2, 3).transpose(1, 2))
-        loss = _chamfer_torch(log_s.exp() * a @ R.transpose(1, 2) + t, b)
+        loss = _chamfer_torch(log_s.exp() * a @ R.transpose(1, 2) + t, b, b_tree)
         if _ == steps:
             break
         opt.zero_grad()

@@ -1,43 +1,20 @@
 """torchmetrics Metrics over many samples, built on ``hoirecon.eval.geometry``.
 
-Each reported key carries its convention, e.g. ``f@5mm[rigid]`` or ``mpjpe_mm[procrustes]``.
+Each reported key carries its convention, e.g. ``mpjpe_mm[procrustes]``.
 """
 
 from __future__ import annotations
 
 import torch
-import trimesh
 from torchmetrics import Metric
 
-from hoirecon.eval.geometry import mpjpe_mm, object_scores
+from hoirecon.eval.geometry import mpjpe_mm
 
 HAND_ALIGNMENTS = ("root", "procrustes", "scale_translation")
 
 
-class ObjectMetrics(Metric):
-    """Mean F-scores and chamfer distances of predicted object meshes against ground truth."""
-
-    full_state_update = False
-
-    def __init__(
-        self, align: str = "rigid", thresholds: tuple[float, ...] = (0.005, 0.01, 0.02), n_points: int = 10000
-    ):
-        super().__init__()
-        self.align, self.thresholds, self.n_points = align, thresholds, n_points
-        self.keys = [f"f@{t * 1000:g}mm" for t in thresholds] + ["chamfer_cm2", "chamfer_l1_cm"]
-        self.add_state("values", default=[], dist_reduce_fx="cat")
-
-    def update(self, pred: trimesh.Trimesh, gt: trimesh.Trimesh) -> None:
-        scores = object_scores(pred, gt, self.align, self.thresholds, self.n_points)
-        self.values.append(torch.tensor([[scores[k] for k in self.keys]], dtype=torch.float64))
-
-    def compute(self) -> dict[str, float]:
-        values = torch.cat(self.values) if isinstance(self.values, list) else self.values
-        return {f"{k}[{self.align}]": float(v) for k, v in zip(self.keys, values.mean(0))}
-
-
 class HandMPJPE(Metric):
-    """Mean per-joint position error (mm) over frames, in the three alignments of REFERENCE.md."""
+    """Mean per-joint position error (mm) over frames, in three alignments (docs/compare.md, section "One run")."""
 
     full_state_update = False
 

@@ -37,14 +37,14 @@ def _page(title: str, body: list[str]) -> str:
     )
 
 
-def _figure(fig, div_id: str) -> str:  # noqa: ANN001
+def _figure(fig, div_id: str) -> str:
     import plotly.io as pio
 
     return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id, config={"responsive": True})
 
 
 def _table(header: list[str], rows: list[list]) -> str:
-    def cell(v) -> str:  # noqa: ANN001
+    def cell(v) -> str:
         if isinstance(v, float):
             return f'<td class="num">{"-" if math.isnan(v) else f"{v:.4f}"}</td>'
         return f"<td>{html.escape(str(v))}</td>"
@@ -54,7 +54,7 @@ def _table(header: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _mesh_trace(mesh: trimesh.Trimesh, name: str, colour: str, max_faces: int = 20000):  # noqa: ANN202
+def _mesh_trace(mesh: trimesh.Trimesh, name: str, colour: str, max_faces: int = 20000):
     import plotly.graph_objects as go
 
     if len(mesh.faces) > max_faces:
@@ -125,7 +125,7 @@ def compare_report(out: Path, rows: list[dict], metrics: list[str]) -> Path:
     """Write ``out/report.html`` for a comparison's result rows."""
     import plotly.graph_objects as go
 
-    from hoirecon.eval.compare import mean_finite
+    from hoirecon.utils.stats import mean_finite
 
     body = ["<h2>Runs</h2>", _table(list(rows[0]) if rows else ["no finished runs"], [list(r.values()) for r in rows])]
     variants = list(dict.fromkeys(r["variant"] for r in rows))

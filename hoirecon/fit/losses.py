@@ -13,16 +13,6 @@ def mask_loss(labels: torch.Tensor, target: torch.Tensor, weights: torch.Tensor 
     return per_ray.mean()
 
 
-def hand_in_object_loss(
-    hand_alpha: torch.Tensor, hand_target: torch.Tensor, object_target: torch.Tensor
-) -> torch.Tensor:
-    """L1 of the rendered hand mask against the hand mask, counted only on ground-truth object pixels."""
-    inside = object_target > 0.5
-    if not inside.any():
-        return hand_alpha.sum() * 0.0
-    return (hand_alpha[inside] - hand_target[inside]).abs().mean()
-
-
 def contour_chamfer(contour: torch.Tensor, projected: torch.Tensor, scale: float) -> torch.Tensor:
     """One-directional chamfer from mask-contour points (P, 2) to projected vertices (V, 2), over ``scale`` px."""
     if len(contour) == 0:

@@ -6,7 +6,7 @@ run_dir/
   hands/000000.obj ...                    the hand of every frame, hand frame
   poses.npz, poses.json                   T_cam_from_hand, T_hand_from_obj, K, hand_pose, betas per frame
   preview.png                             input | masks | render overlay | novel views, a row per frame
-  metrics.json                            when the clip has ground truth
+  metrics.json                            when the clip has ground truth (hoirecon.run_outputs)
   report.html                             all of it on one offline page (written by hoirecon.eval.report)
 """
 
@@ -21,8 +21,6 @@ import torch
 import trimesh
 
 from hoirecon.data.clip import Clip
-from hoirecon.eval.geometry import object_scores
-from hoirecon.eval.metrics import HandMPJPE, HandObjectContact, MaskIoU
 from hoirecon.fit.scene import FitScene
 from hoirecon.geometry.camera import look_at
 from hoirecon.geometry.transforms import transform_points
@@ -54,8 +52,11 @@ def poses(scene: FitScene) -> dict[str, np.ndarray]:
     }
 
 
-def write_outputs(scene: FitScene, clip: Clip, run_dir: str | Path, mesh_resolution: int, preview: dict) -> dict:
-    """Write every output; returns the metrics (empty without ground truth)."""
+def write_fit_outputs(
+    scene: FitScene, clip: Clip, run_dir: str | Path, mesh_resolution: int, preview: dict
+) -> trimesh.Trimesh | None:
+    """Every output but metrics.json (``hoirecon.run_outputs`` adds it); returns the object mesh
+    (None when the SDF has no surface in its box), for scoring without extracting it again."""
     run_dir = Path(run_dir)
     try:
         mesh = object_mesh(scene, mesh_resolution)
@@ -63,10 +64,7 @@ def write_outputs(scene: FitScene, clip: Clip, run_dir: str | Path, mesh_resolut
         mesh = None
     write_meshes_and_poses(scene, run_dir, mesh, clip.frame_names, (".obj", ".ply"))
     save_preview(scene, clip, mesh, run_dir / "preview.png", **preview)
-    metrics = evaluate(scene, clip, mesh) if clip.gt is not None else {}
-    if metrics:
-        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=1))
-    return metrics
+    return mesh
 
 
 def write_meshes_and_poses(
@@ -90,85 +88,6 @@ def write_meshes_and_poses(
         hand = trimesh.Trimesh(verts, faces, process=False)
         written.append(save_mesh(hand, run_dir / "hands" / f"{name}{suffixes[0]}"))
     return written
-
-
-# -- metrics --------------------------------------------------------------------------------------
-
-
-def evaluate(scene: FitScene, clip: Clip, mesh: trimesh.Trimesh | None) -> dict[str, float]:
-    """Object F-scores and chamfers (aligned, and hand-relative) and hand MPJPE against the clip's GT."""
-    gt = clip.gt
-    metrics: dict[str, float] = {}
-    if gt.object_vertices is not None and mesh is not None:
-        gt_mesh = trimesh.Trimesh(gt.object_vertices, gt.object_faces, process=False)
-        for key, value in object_scores(mesh, gt_mesh, "rigid").items():
-            metrics[f"object/{key}[rigid]"] = value
-        if gt.T_hand_from_obj is not None:
-            pred_hand = mesh.copy().apply_transform(poses(scene)["T_hand_from_obj"][0])
-            gt_hand = gt_mesh.copy().apply_transform(gt.T_hand_from_obj[0])
-            for key, value in object_scores(pred_hand, gt_hand, "none").items():
-                metrics[f"object/{key}[hand_relative]"] = value
-    if gt.hands is not None and gt.T_cam_from_hand is not None:
-        metrics.update(_hand_metrics(scene, clip))
-    metrics.update(render_metrics(scene, clip))
-    if mesh is not None:
-        metrics.update(contact_metrics(scene, mesh))
-    return metrics
-
-
-@torch.no_grad()
-def render_metrics(scene: FitScene, clip: Clip, max_frames: int = 8) -> dict[str, float]:
-    """Mask IoU of the final renders (composited, front-most label per pixel) against the clip's masks,
-    on up to ``max_frames`` evenly spaced frames."""
-    frames = np.unique(np.linspace(0, len(clip) - 1, min(max_frames, len(clip))).round().astype(int))
-    hand_iou, object_iou = MaskIoU(), MaskIoU()
-    for i in frames:
-        r = scene.render_frame(int(i))
-        labels = composite_labels(r["hand_alpha"], r["hand_depth"], r["object_alpha"], r["object_depth"])
-        winner = labels.argmax(-1)
-        hand_iou.update((winner == 0)[None], torch.as_tensor(clip.hand_masks[i])[None])
-        object_iou.update((winner == 1)[None], torch.as_tensor(clip.object_masks[i])[None])
-    return {"render/mask_iou[hand]": hand_iou.compute(), "render/mask_iou[object]": object_iou.compute()}
-
-
-@torch.no_grad()
-def contact_metrics(scene: FitScene, mesh: trimesh.Trimesh) -> dict[str, float]:
-    """Penetration depth and contact ratio of the fitted hands against the fitted object mesh."""
-    from hoirecon.data.synth.objects import mesh_sdf
-
-    verts = scene.hand_vertices_in_object(torch.arange(scene.n_frames))
-    sdf = mesh_sdf(mesh)(verts.reshape(-1, 3).double()).reshape(verts.shape[:2])
-    metric = HandObjectContact()
-    metric.update(sdf)
-    return {f"contact/{k}": v for k, v in metric.compute().items()}
-
-
-@torch.no_grad()
-def _hand_metrics(scene: FitScene, clip: Clip) -> dict[str, float]:
-    """MPJPE of the fitted and of the initial hands (camera frame) against the clip's GT."""
-    gt, metrics = clip.gt, {}
-    frames = torch.arange(scene.n_frames)
-    gt_joints = _camera_joints(scene, gt.hands.hand_pose, gt.hands.betas, gt.T_cam_from_hand)
-    pred = scene.hands(frames).joints
-    pred = transform_points(scene.poses(frames)["T_cam_from_hand"], pred)
-    metric = HandMPJPE()
-    metric.update(pred, gt_joints)
-    metrics.update({f"hand/{k}": v for k, v in metric.compute().items()})
-    init_metric = HandMPJPE()
-    init_joints = _camera_joints(
-        scene, scene.hand.hand_pose_init.numpy(), scene.hand.betas_init.numpy(), scene.cameras.T_init.numpy()
-    )
-    init_metric.update(init_joints, gt_joints)
-    metrics.update({f"hand_init/{k}": v for k, v in init_metric.compute().items()})
-    return metrics
-
-
-def _camera_joints(scene: FitScene, hand_pose, betas, T_cam_from_hand) -> torch.Tensor:  # noqa: ANN001
-    pose = torch.as_tensor(np.asarray(hand_pose), dtype=torch.float32)
-    b = torch.as_tensor(np.asarray(betas), dtype=torch.float32).reshape(-1, 10).expand(len(pose), -1)
-    zeros = torch.zeros(len(pose), 3)
-    joints = scene.hand_model(pose, b, zeros, zeros).joints
-    return transform_points(torch.as_tensor(np.asarray(T_cam_from_hand), dtype=torch.float32), joints)
 
 
 # -- preview --------------------------------------------------------------------------------------

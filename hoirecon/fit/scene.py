@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hoirecon.fit.novel_view import random_novel_view
 from hoirecon.fit.params import HandDeltas, IntrinsicsDeltas, RigidDeltas
 from hoirecon.geometry.camera import pixel_grid, pixel_rays, project
 from hoirecon.geometry.transforms import invert_transform, transform_points
 from hoirecon.hand.model import HandOutput
 from hoirecon.init.base import HandInit
 from hoirecon.priors.channels import hand_channels, object_channels, reference_depth
+from hoirecon.priors.novel_view import random_novel_view
 from hoirecon.render.raster import rasterize
 from hoirecon.render.volume import VolumeOutput, camera_depth
 
@@ -63,6 +63,10 @@ class FitScene(nn.Module):
         self.intrinsics = IntrinsicsDeltas(torch.as_tensor(K, dtype=torch.float32))
         self.n_frames = n
 
+    def frame_index(self, *frames: int) -> torch.Tensor:
+        """Frame indices (B,) on the scene's device."""
+        return torch.tensor(frames, device=self.cameras.T_init.device)
+
     # -- state per frame ---------------------------------------------------------------------------
 
     def poses(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -79,7 +83,7 @@ class FitScene(nn.Module):
     def hands(self, frames: torch.Tensor) -> HandOutput:
         """Hand vertices and joints (B, V/21, 3) in the hand frame."""
         pose, betas = self.hand(frames)
-        zeros = torch.zeros(len(frames), 3, device=pose.device)
+        zeros = pose.new_zeros(len(frames), 3)
         return self.hand_model(pose, betas, zeros, zeros)
 
     # -- rendering ---------------------------------------------------------------------------------
@@ -120,21 +124,22 @@ class FitScene(nn.Module):
     def novel_view(self, frame: int, resolution: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The prior's inputs from a random view around the hand: object channels (1, 5, R, R) with
         gradients, and the hand condition (1, 7, R, R) without (REFERENCE.md section 1)."""
-        frames = torch.tensor([frame])
+        frames = self.frame_index(frame)
         poses = self.poses(frames)
         distance = float(poses["T_cam_from_hand"][0, :3, 3].detach().norm())
         focal = float(poses["K"][0, 0, 0].detach()) * resolution / self.image_size[1]
         T_cam_from_hand, K = random_novel_view(distance, focal, resolution, generator)
-        T_cam_from_hand, K = T_cam_from_hand[None], K[None]
+        like = poses["K"]  # drawn on the generator's device (the CPU), then moved
+        T_cam_from_hand, K = T_cam_from_hand[None].to(like), K[None].to(like)
         with torch.no_grad():
             hand = self.hands(frames)
-            code = self.hand_model.vertex_code[None]
+            code = self.hand_model.vertex_code[None].to(like.dtype)
             h = rasterize(
                 hand.vertices, hand.faces, K, T_cam_from_hand, image_size=(resolution, resolution), attributes=code
             )
             z_ref = reference_depth(h.mask, h.depth, T_cam_from_hand[:, 2, 3])
             condition = hand_channels(h.mask, h.normal, h.depth, h.attributes, z_ref)
-        pixels = pixel_grid(resolution, resolution)[None]
+        pixels = pixel_grid(resolution, resolution).to(like)[None]
         T_cam_from_obj = T_cam_from_hand @ poses["T_hand_from_obj"]
         alpha, depth, normal, _ = self.object_rays(K, T_cam_from_obj, pixels, training=True)
         shape = (1, resolution, resolution)
@@ -145,11 +150,11 @@ class FitScene(nn.Module):
     def render_frame(self, frame: int, chunk: int = 4096) -> dict[str, torch.Tensor]:
         """Full-image hand and object masks and depths (H, W) of one frame, for previews."""
         h, w = self.image_size
-        frames = torch.tensor([frame])
+        frames = self.frame_index(frame)
         poses = self.poses(frames)
         hand = self.hands(frames)
         raster = rasterize(hand.vertices, hand.faces, poses["K"], poses["T_cam_from_hand"], image_size=(h, w))
-        pixels = pixel_grid(h, w)[None]
+        pixels = pixel_grid(h, w).to(poses["K"])[None]
         alphas, depths = [], []
         for start in range(0, h * w, chunk):
             a, d, _, _ = self.object_rays(poses["K"], poses["T_cam_from_obj"], pixels[:, start : start + chunk], False)

@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from hoirecon.geometry.transforms import invert_transform, make_transform
+from hoirecon.geometry.transforms import invert_transform, make_transform, rotate_vectors
 
 
 def project(points_cam: torch.Tensor, K: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,7 +60,7 @@ def pixel_rays(
     x = (pixels[..., 0] - cx - skew * y) / fx
     d_cam = F.normalize(torch.stack([x, y, torch.ones_like(x)], dim=-1), dim=-1)
     T_world_from_cam = invert_transform(T_cam_from_world)
-    directions = d_cam @ T_world_from_cam[:, :3, :3].transpose(-1, -2)
+    directions = rotate_vectors(T_world_from_cam, d_cam)
     origins = T_world_from_cam[:, None, :3, 3].expand_as(directions)
     return origins, directions
 

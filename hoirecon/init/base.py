@@ -15,7 +15,7 @@ from typing import Any
 import roma
 import torch
 
-from hoirecon.geometry.transforms import make_transform, transform_points
+from hoirecon.geometry.transforms import make_transform, transform_from_rotvec, transform_points
 
 HandFn = Callable[..., Any]
 
@@ -58,7 +58,7 @@ def fold_global_pose(
 
 def smooth(init: HandInit, hand_model: HandFn, steps: int = 200, weight: float = 100.0, lr: float = 1e-3) -> HandInit:
     """DiffHOI's smoothing: per-frame deltas on pose and camera minimising
-    ``weight * |J_{t+1} - J_t| + |deltas|_1`` over camera-frame joints (REFERENCE.md section 3)."""
+    ``weight * |J_{t+1} - J_t| + |deltas|_1`` over camera-frame joints (docs/fit.md, section "Initial hands")."""
     if steps <= 0 or len(init.hand_pose) < 2:
         return init
     n = len(init.hand_pose)
@@ -71,7 +71,7 @@ def smooth(init: HandInit, hand_model: HandFn, steps: int = 200, weight: float =
 
     def current() -> tuple[torch.Tensor, torch.Tensor]:
         pose = init.hand_pose + pose_delta
-        T = make_transform(roma.rotvec_to_rotmat(rot_delta), transl_delta) @ init.T_cam_from_hand
+        T = transform_from_rotvec(rot_delta, transl_delta) @ init.T_cam_from_hand
         return pose, T
 
     for _ in range(steps):

@@ -12,7 +12,7 @@ from hoirecon.init.base import HandFn, HandInit, fold_global_pose, root_joint, s
 from hoirecon.registry import register
 
 
-def init_from_params(hands: HandParams, T_cam_from_mano, hand_model: HandFn) -> HandInit:  # noqa: ANN001
+def init_from_params(hands: HandParams, T_cam_from_mano, hand_model: HandFn) -> HandInit:
     """Fold the parameters' global orientation and translation into T_cam_from_hand."""
     betas = torch.as_tensor(hands.betas, dtype=torch.float32)
     n = len(hands)

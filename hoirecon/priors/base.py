@@ -1,4 +1,4 @@
-"""The interface every prior implements, and the channel layout it sees.
+"""The channel layout every prior sees (its interface is ``hoirecon.contracts.Prior``).
 
 A prior is asked, every few fit steps, how to change a render of the object seen from a novel view
 next to the hand. The fit renders, at ``prior.resolution``:
@@ -15,33 +15,10 @@ is only for logging. A prior's own weights stay frozen and out of the fit's chec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
-
 import torch
 
 OBJECT_CHANNELS: tuple[str, ...] = ("mask", "normal_x", "normal_y", "normal_z", "depth")
 HAND_CHANNELS: tuple[str, ...] = ("mask", "normal_x", "normal_y", "normal_z", "depth", "code_u", "code_v")
-
-
-@runtime_checkable
-class Prior(Protocol):
-    """What the fit needs from a prior (role ``prior``)."""
-
-    #: False for priors that never contribute (the fit then skips the novel-view renders).
-    active: bool
-    #: Side of the square novel-view renders, in pixels.
-    resolution: int
-
-    def sds_loss(
-        self,
-        object_channels: torch.Tensor,
-        hand_condition: torch.Tensor,
-        categories: Sequence[str],
-        step: int,
-    ) -> torch.Tensor:
-        """A scalar whose gradient w.r.t. ``object_channels`` (B, 5, H, W) is the guidance."""
-        ...
 
 
 def check_channels(object_channels: torch.Tensor, hand_condition: torch.Tensor) -> None:

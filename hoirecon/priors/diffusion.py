@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from hoirecon.categories import KNOWN_CATEGORIES, normalize_category
 from hoirecon.config import Schedule
-from hoirecon.data.categories import KNOWN_CATEGORIES, normalize_category
 from hoirecon.errors import ConfigError, DataError, HoireconWarning
 from hoirecon.priors.base import HAND_CHANNELS, OBJECT_CHANNELS, check_channels
 from hoirecon.registry import register
@@ -254,8 +254,11 @@ def load_checkpoint(path: str | Path) -> tuple[Denoiser, dict[str, Any]]:
 
 
 @register("prior", "diffusion")
-class DiffusionPrior:
-    """SDS guidance from a trained Denoiser (frozen: never in the fit's optimiser or checkpoint)."""
+class DiffusionPrior(nn.Module):
+    """SDS guidance from a trained Denoiser (frozen: never in the fit's optimiser or checkpoint).
+
+    A module so that it moves with the fit (``.to(device)``, ``.double()``); the fit keeps its weights
+    out of checkpoints."""
 
     @dataclass
     class Config:
@@ -272,16 +275,14 @@ class DiffusionPrior:
     active = True
 
     def __init__(self, cfg: Config):
+        super().__init__()
         self.cfg = cfg
         self.model, self.info = load_checkpoint(cfg.checkpoint or DEFAULT_CHECKPOINT)
+        self.model.requires_grad_(False)
         self.resolution = self.model.cfg.resolution
         self.weight = Schedule.parse(cfg.weight, "prior.weight")
         self.t_max = Schedule.parse(cfg.t_max, "prior.t_max")
         self.generator = torch.Generator().manual_seed(cfg.seed)
-
-    def to(self, device: torch.device | str) -> DiffusionPrior:
-        self.model.to(device)
-        return self
 
     def sds_loss(
         self, object_channels: torch.Tensor, hand_condition: torch.Tensor, categories: Sequence[str], step: int

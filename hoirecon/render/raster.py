@@ -301,6 +301,6 @@ def rasterize(
     return RasterOutput(mask, depth, normal, attrs, covered)
 
 
-def rasterize_dense(*args, **kwargs) -> RasterOutput:  # noqa: ANN002, ANN003
+def rasterize_dense(*args, **kwargs) -> RasterOutput:
     """``rasterize`` pairing every pixel with every face: the reference for tests and benchmarks."""
     return rasterize(*args, dense=True, **kwargs)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from nerfacc import render_weight_from_density
 from nerfacc.grid import _query, _ray_aabb_intersect
+from torch import nn
 
 from hoirecon.registry import register
 from hoirecon.sdf.common import laplace_density
@@ -50,17 +51,15 @@ def stratified(near: torch.Tensor, far: torch.Tensor, n: int, randomize: bool) -
 
 
 @register("estimator", "uniform")
-class UniformSampler:
+class UniformSampler(nn.Module):
     @dataclass
     class Config:
         n_samples: int = 64
         randomize: bool = True
 
     def __init__(self, cfg: Config):
+        super().__init__()
         self.cfg = cfg
-
-    def update(self, sdf_net, step: int, force: bool = False) -> None:  # noqa: ANN001
-        pass
 
     def sample(  # noqa: ANN001
         self, sdf_net, origins, directions, near, far, training: bool = True, density_scale: float = 0.0
@@ -87,7 +86,7 @@ def sample_pdf(edges: torch.Tensor, weights: torch.Tensor, n: int, randomize: bo
 
 
 @register("estimator", "importance")
-class ImportanceSampler:
+class ImportanceSampler(nn.Module):
     @dataclass
     class Config:
         n_coarse: int = 32
@@ -97,10 +96,8 @@ class ImportanceSampler:
         randomize: bool = True
 
     def __init__(self, cfg: Config):
+        super().__init__()
         self.cfg = cfg
-
-    def update(self, sdf_net, step: int, force: bool = False) -> None:  # noqa: ANN001
-        pass
 
     def sample(  # noqa: ANN001
         self, sdf_net, origins, directions, near, far, training: bool = True, density_scale: float = 0.0
@@ -125,7 +122,7 @@ class ImportanceSampler:
 
 
 @register("estimator", "occgrid")
-class OccupancyGridSampler:
+class OccupancyGridSampler(nn.Module):
     @dataclass
     class Config:
         #: Cells per side of the grid over the SDF's cube [-bound, bound]^3.
@@ -152,50 +149,49 @@ class OccupancyGridSampler:
         randomize: bool = True
 
     def __init__(self, cfg: Config):
+        super().__init__()
         self.cfg = cfg
-        self.occupancy: torch.Tensor | None = None  # (1, res, res, res) float, nerfacc's grid layout
-        self.probes_per_ray = 0.0  # gradient-free evaluations per ray in the last call
-        self.aabb: torch.Tensor | None = None
-        self._last_update = None
-        self._scale = 0.0  # the renderer's density width seen last, and the one the grid was built for
-        self._grid_scale = 0.0
+        # the grid's state lives in buffers (as in nerfacc's OccGridEstimator): checkpoints, resume and
+        # .to(device) need nothing special; float64 scalars hold the density widths exactly
+        res = cfg.resolution
+        self.register_buffer("occupancy", torch.zeros(1, res, res, res))  # nerfacc's grid layout
+        self.register_buffer("aabb", torch.zeros(6))
+        self.register_buffer("last_update", torch.tensor(-1))  # step of the last refresh; -1: never built
+        self.register_buffer("step", torch.tensor(0))  # the fit's current step (on_step)
+        self.register_buffer("scale", torch.tensor(0.0, dtype=torch.float64))  # renderer's width seen last
+        self.register_buffer("grid_scale", torch.tensor(0.0, dtype=torch.float64))  # the one the grid is for
+        self.probes_per_ray = 0.0  # gradient-free evaluations per ray in the last call (a statistic)
+
+    @property
+    def built(self) -> bool:
+        return int(self.last_update) >= 0
+
+    def on_step(self, step: int, max_steps: int) -> None:
+        """Follow the fit: the grid is refreshed at the first sampling of every ``update_every``-th step."""
+        self.step.fill_(step)
 
     def update(self, sdf_net, step: int, force: bool = False) -> None:  # noqa: ANN001
         """Recompute occupancy from the SDF at cell centres (every ``update_every`` steps, or when forced)."""
-        if not force and self.occupancy is not None and step - self._last_update < self.cfg.update_every:
+        if not force and self.built and step - int(self.last_update) < self.cfg.update_every:
             return
         res, bound = self.cfg.resolution, float(sdf_net.bound)
-        device = next(sdf_net.parameters()).device
+        device, dtype = self.occupancy.device, self.occupancy.dtype
         cell = 2 * bound / res
-        centres = (torch.arange(res, device=device, dtype=torch.float32) + 0.5) * cell - bound
+        centres = (torch.arange(res, device=device, dtype=dtype) + 0.5) * cell - bound
         grid = torch.stack(torch.meshgrid(centres, centres, centres, indexing="ij"), dim=-1).reshape(-1, 3)
         with torch.no_grad():
             sdf = torch.cat([sdf_net.sdf(grid[i : i + 65536]) for i in range(0, len(grid), 65536)])
         # a cell matters wherever the rendered density is not negligible: near the surface and inside
         # (the renderer's width once seen; before that the proxy's)
-        scale = self._scale if self._scale > 0 else self.cfg.proposal_beta
+        scale = float(self.scale) if float(self.scale) > 0 else self.cfg.proposal_beta
         threshold = self.cfg.margin_cells * cell * 3**0.5 + self.cfg.tail_widths * scale
-        self.occupancy = (sdf < threshold).float().reshape(1, res, res, res)
-        self._grid_scale = scale
-        self.aabb = torch.tensor([-bound] * 3 + [bound] * 3, device=device)
-        self._last_update = step
+        self.occupancy.copy_((sdf < threshold).reshape(1, res, res, res))
+        self.grid_scale.fill_(scale)
+        self.aabb.copy_(torch.tensor([-bound] * 3 + [bound] * 3))
+        self.last_update.fill_(step)
 
     def occupied_fraction(self) -> float:
-        return float(self.occupancy.mean()) if self.occupancy is not None else 1.0
-
-    def state(self) -> dict:
-        """What a checkpoint keeps so a resumed fit samples exactly as the uninterrupted one would."""
-        return {
-            "occupancy": self.occupancy,
-            "aabb": self.aabb,
-            "last_update": self._last_update,
-            "scale": self._scale,
-            "grid_scale": self._grid_scale,
-        }
-
-    def load_state(self, state: dict) -> None:
-        self.occupancy, self.aabb, self._last_update = state["occupancy"], state["aabb"], state["last_update"]
-        self._scale, self._grid_scale = state["scale"], state["grid_scale"]
+        return float(self.occupancy.mean()) if self.built else 1.0
 
     def sample(  # noqa: ANN001
         self, sdf_net, origins, directions, near, far, training: bool = True, density_scale: float = 0.0
@@ -203,11 +199,12 @@ class OccupancyGridSampler:
         """(R, n_samples) intervals tiling each hit ray's occupied span; ``density_scale`` as for
         ``importance`` (the proxy density is never sharper than the renderer's)."""
         cfg = self.cfg
-        self._scale = density_scale
-        if self.occupancy is None or (density_scale > 0 and not 1 / 1.5 < density_scale / self._grid_scale < 1.5):
-            # no grid yet, or the density's width moved away from the grid's: rebuild now (wider: rays
-            # through the tail would be skipped; narrower: samples would be spread over empty space)
-            self.update(sdf_net, self._last_update or 0, force=True)
+        self.update(sdf_net, int(self.step))  # a no-op unless a refresh is due
+        self.scale.fill_(density_scale)
+        if density_scale > 0 and not 1 / 1.5 < density_scale / float(self.grid_scale) < 1.5:
+            # the density's width moved away from the grid's: rebuild now (wider: rays through the
+            # tail would be skipped; narrower: samples would be spread over empty space)
+            self.update(sdf_net, int(self.last_update), force=True)
         r = len(origins)
         t_min, t_max, hits = _ray_aabb_intersect(origins, directions, self.aabb[None])
         hit = hits[:, 0]

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from nerfacc import accumulate_along_rays, render_weight_from_alpha, render_weight_from_density
 from torch import nn
 
+from hoirecon.config import Schedule
+from hoirecon.errors import ConfigError
 from hoirecon.registry import register
 from hoirecon.render.sampling import RaySamples
 from hoirecon.sdf.common import laplace_density
@@ -90,22 +93,35 @@ def camera_depth(distance: torch.Tensor, directions: torch.Tensor, T_cam_from_ob
 
 @register("renderer", "volsdf")
 class VolSDFRenderer(_Renderer):
-    """Density alpha * Psi_beta(-sdf) with a learnable beta (metres; DiffHOI: 0.1 units = 1 cm)."""
+    """Density alpha * Psi_beta(-sdf) with a learnable beta (metres; DiffHOI: 0.1 units = 1 cm).
+
+    beta = exp(log_beta) + beta_min: the learned part on top of a floor, which may follow a schedule
+    (e.g. [0, 0.005, 0.0001, 1000]: surfaces stay soft early, so the masks shape the object coarsely first).
+    """
 
     @dataclass
     class Config:
         beta_init: float = 0.01
-        beta_min: float = 1e-4
+        #: Floor of beta (metres): a number or a [start_step, v0, v1, end_step] schedule.
+        beta_min: Any = 1e-4
         learn_beta: bool = True
 
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
-        self.log_beta = nn.Parameter(torch.tensor(math.log(cfg.beta_init - cfg.beta_min)), requires_grad=cfg.learn_beta)
+        self.beta_min_schedule = Schedule.parse(cfg.beta_min, "object.renderer.beta_min")
+        floor = self.beta_min_schedule(0)
+        if not 0 <= floor < cfg.beta_init:
+            raise ConfigError(f"object.renderer.beta_min must be in [0, beta_init) at step 0, got {floor}")
+        self.log_beta = nn.Parameter(torch.tensor(math.log(cfg.beta_init - floor)), requires_grad=cfg.learn_beta)
+        self.register_buffer("beta_min", torch.tensor(floor), persistent=False)
+
+    def on_step(self, step: int, max_steps: int) -> None:
+        self.beta_min.fill_(self.beta_min_schedule(step))
 
     @property
     def beta(self) -> torch.Tensor:
-        return self.log_beta.exp() + self.cfg.beta_min
+        return self.log_beta.exp() + self.beta_min
 
     def density_scale(self) -> float:
         return float(self.beta.detach())

@@ -107,7 +107,7 @@ class HashGridSDF(nn.Module):
             self.head[-1].weight.mul_(1e-3)
             self.head[-1].weight[0] = 0.0
             self.head[-1].bias.zero_()
-        self.set_step(0)
+        self.on_step(0, 1)
 
     def _use_tcnn(self, x: torch.Tensor) -> bool:
         want = self.cfg.implementation
@@ -156,7 +156,7 @@ class HashGridSDF(nn.Module):
     def query_density(self, x: torch.Tensor, beta: float = 0.01) -> torch.Tensor:
         return laplace_density(self.sdf(x), beta)
 
-    def set_step(self, step: int) -> None:
+    def on_step(self, step: int, max_steps: int) -> None:
         """Coarse-to-fine: the number of active levels grows linearly over ``anneal_steps``."""
         cfg = self.cfg
         if cfg.anneal_steps <= 0:

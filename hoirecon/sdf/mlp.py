@@ -166,6 +166,3 @@ class MLPSDF(nn.Module):
 
     def query_density(self, x: torch.Tensor, beta: float = 0.01) -> torch.Tensor:
         return laplace_density(self.sdf(x), beta)
-
-    def set_step(self, step: int) -> None:
-        pass

@@ -3,7 +3,11 @@
 The system is thin: ``FitScene`` holds the unknowns and renders them, ``FitObjective`` computes the
 loss of a step; here are the optimiser (AdamW, one group per parameter group with its own learning
 rate, exponential decay), per-step seeding (so a resumed run repeats the uninterrupted one), the
-estimator's state in checkpoints, and logging.
+step hook and logging. Every component that follows the training step (``on_step(step, max_steps)``,
+``hoirecon.contracts.StepFollower``) is called by ``follow_step`` before each step's losses: the
+scene's modules (sdf, renderer, estimator, hand model, parameters), the objective (its schedules)
+and the prior, whatever their role. All state lives in module parameters and buffers, so
+checkpoints and ``.to(device)`` need no special cases.
 """
 
 from __future__ import annotations
@@ -42,6 +46,17 @@ class FitSystem(L.LightningModule):
         self.objective = objective
         self.optim_cfg, self.max_steps, self.seed = optim, max_steps, seed
         self.scene.hand_model.requires_grad_(False)
+        if isinstance(objective.prior, torch.nn.Module):
+            objective.prior.requires_grad_(False)
+        # every part that follows the step, once each, in a fixed order (modules first, then the rest)
+        parts = [*self.modules(), objective.prior]
+        unique = {id(p): p for p in parts if p is not None and p is not self}
+        self.step_followers = [p for p in unique.values() if callable(getattr(p, "on_step", None))]
+
+    def follow_step(self, step: int) -> None:
+        """Tell every component that follows the step where the fit is (before the step's losses)."""
+        for part in self.step_followers:
+            part.on_step(step, self.max_steps)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_Steps(), batch_size=None)
@@ -76,8 +91,8 @@ class FitSystem(L.LightningModule):
         # every random draw of a step follows from (seed, step): a resumed run repeats the same steps
         torch.manual_seed(self.seed * 1_000_003 + step)
         generator = torch.Generator().manual_seed(self.seed * 1_000_033 + step)
-        self.scene.estimator.update(self.scene.sdf, step)
-        terms = self.objective(self.scene, step, generator)
+        self.follow_step(step)
+        terms = self.objective(self.scene, generator)
         loss = terms.pop("loss")
         if not math.isfinite(float(loss.detach())):
             raise FloatingPointError(f"the fit's loss became {float(loss)} at step {step}; try smaller learning rates")
@@ -85,14 +100,23 @@ class FitSystem(L.LightningModule):
         self.log_dict({f"loss/{k}": float(v.detach()) for k, v in terms.items()}, prog_bar=False)
         return loss
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = getattr(self.scene.estimator, "state", None)
-        if state is not None:
-            checkpoint["estimator_state"] = state()
-
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "estimator_state" in checkpoint and hasattr(self.scene.estimator, "load_state"):
-            self.scene.estimator.load_state(checkpoint["estimator_state"])
+        _upgrade_estimator_state(checkpoint)
+
+
+def _upgrade_estimator_state(checkpoint: dict[str, Any]) -> None:
+    """Checkpoints written before the estimators kept their state in buffers (November 2026 and earlier)."""
+    old = checkpoint.pop("estimator_state", None)
+    if old is None or old.get("occupancy") is None:
+        return
+    state = checkpoint["state_dict"]
+    key = "scene.estimator."
+    state[key + "occupancy"] = old["occupancy"]
+    state[key + "aabb"] = old["aabb"]
+    state[key + "last_update"] = torch.tensor(old["last_update"])
+    state[key + "step"] = torch.tensor(checkpoint.get("global_step", 0))
+    state[key + "scale"] = torch.tensor(old["scale"], dtype=torch.float64)
+    state[key + "grid_scale"] = torch.tensor(old["grid_scale"], dtype=torch.float64)
 
 
 @dataclass
@@ -104,6 +128,8 @@ class FitParts:
     system: FitSystem
     category: str
     config: FitConfig
+    #: What the initialiser had to do (interpolated frames, smoothing), for reports.
+    scene_init_notes: list[str]
 
 
 def build_fit(config: FitConfig) -> FitParts:
@@ -138,7 +164,7 @@ def build_fit(config: FitConfig) -> FitParts:
         categories=[category],
     )
     system = FitSystem(scene, objective, config.optim, config.trainer.max_steps, config.trainer.seed)
-    return FitParts(clip, scene, system, category, config)
+    return FitParts(clip, scene, system, category, config, list(init.notes))
 
 
 def load_run(run_dir: str | Path) -> FitParts:
@@ -154,6 +180,8 @@ def load_run(run_dir: str | Path) -> FitParts:
         raise DataError(f"{run_dir}: no checkpoints/last.ckpt; the run has not saved a step yet")
     parts = build_fit(validate(compose(run_dir / "config.yaml", []), FitConfig))
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    parts.system.load_state_dict(state["state_dict"])
     parts.system.on_load_checkpoint(state)
+    parts.system.load_state_dict(state["state_dict"])
+    # the state of the last step done: coarse-to-fine levels, scheduled floors, ...
+    parts.system.follow_step(max(int(state.get("global_step", 1)) - 1, 0))
     return parts

@@ -1,17 +1,28 @@
-"""Prior training: ``PriorSystem`` (LightningModule) and ``PriorDataModule`` over prior-data shards."""
+"""Prior training: ``network_config`` (the run config's network section), ``PriorSystem`` (LightningModule)
+and ``PriorDataModule`` over prior-data shards."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
 from hoirecon.data.prior_shards import ShardStream, read_index
+from hoirecon.dataclass_config import make_config
 from hoirecon.errors import DataError
 from hoirecon.priors.diffusion import Denoiser, NetworkConfig, save_checkpoint
 from hoirecon.schema import PriorDataSection, PriorTrainSection
+
+
+def network_config(section: Mapping[str, Any]) -> NetworkConfig:
+    """The run config's ``network:`` section as the denoiser's ``NetworkConfig``; a bad key or value is
+    one line naming ``network.<key>``. (``hoirecon.schema`` keeps the section a plain mapping so that
+    it names no concrete prior.)"""
+    return make_config(NetworkConfig, section, component="the prior network (NetworkConfig)", where="network")
 
 
 def _collate(batch: list) -> tuple[torch.Tensor, torch.Tensor, list[str]]:

@@ -37,6 +37,9 @@ def _squeeze_frames(array: np.ndarray, width: int) -> np.ndarray:
 
 @register("clip_format", "diffhoi")
 class DiffHOIFormat:
+    #: Detection order (highest first): DiffHOI's cameras_hoi*.npz is the most specific sign.
+    priority = 30
+
     @dataclass
     class Config:
         #: "auto": cameras_hoi.npz if present, else the only cameras_hoi*.npz; or e.g. "_smooth_100".

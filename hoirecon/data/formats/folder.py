@@ -50,6 +50,9 @@ def read_video(report: Report, path: Path, stride: int = 1, max_frames: int = 0)
 
 @register("clip_format", "folder")
 class FolderFormat:
+    #: Detection order (highest first): never detected: it needs K or a field of view from the user.
+    priority = 0
+
     @dataclass
     class Config:
         #: Image folder or video file of the RGB frames.

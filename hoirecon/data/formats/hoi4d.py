@@ -114,6 +114,9 @@ def crop_intrinsics(K: np.ndarray, box: tuple[int, int, int], size: int) -> np.n
 
 @register("clip_format", "hoi4d")
 class HOI4DFormat:
+    #: Detection order (highest first): HOI4D's align_rgb/ folder.
+    priority = 20
+
     @dataclass
     class Config:
         #: The HOI4D release root (holding HOI4D_release/, HOI4D_annotations/, camera_params/, ...).

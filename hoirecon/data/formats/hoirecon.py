@@ -120,6 +120,9 @@ def load_frames(
 class HoireconFormat:
     """The project's own layout; what `hoirecon synth` writes and other formats convert to."""
 
+    #: Detection order (highest first): a meta.yaml: checked after the layouts with rarer files.
+    priority = 10
+
     @dataclass
     class Config:
         pass

@@ -119,7 +119,7 @@ def render_clip(
     grasp: Grasp,
     hand_model,
     cfg: SynthClipConfig,
-    rng: np.random.Generator,  # noqa: ANN001
+    rng: np.random.Generator,
 ) -> Clip:
     """Render the frames of a clip of ``obj`` held by ``grasp``."""
     n, res = cfg.frames, cfg.resolution
@@ -178,7 +178,7 @@ def make_object(cfg: SynthClipConfig) -> SynthObject:
     return build("object_generator", cfg.category).generate(cfg.seed)
 
 
-def make_clip(cfg: SynthClipConfig, hand_model=None) -> Clip:  # noqa: ANN001
+def make_clip(cfg: SynthClipConfig, hand_model=None) -> Clip:
     """Generate the object, grasp it and render the clip; the same config gives the same clip."""
     hand_model = hand_model or build("hand_model", "mano")
     obj = make_object(cfg)

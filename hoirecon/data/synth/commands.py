@@ -35,7 +35,7 @@ def synth_clip(cfg: SynthClipConfig, out: str | Path, overwrite: bool = False) -
     return write_clip(clip, out, overwrite=overwrite)
 
 
-def synth_split(  # noqa: ANN001
+def synth_split(
     preset: str, out: str | Path, base: SynthClipConfig, advance=None, arc_degrees: float | None = None
 ) -> list[Path]:
     """Write every clip of a named split under ``out`` (existing clips are kept: a rerun resumes).

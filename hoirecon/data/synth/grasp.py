@@ -57,7 +57,7 @@ class Grasp:
     plausible: bool = True
     attempt: int = 0
 
-    def hand_vertices(self, hand_model) -> torch.Tensor:  # noqa: ANN001
+    def hand_vertices(self, hand_model) -> torch.Tensor:
         """(V, 3) the grasping hand's vertices in the hand frame."""
         zeros = torch.zeros(1, 3)
         pose, betas = torch.from_numpy(self.hand_pose)[None], torch.from_numpy(self.betas)[None]
@@ -65,7 +65,7 @@ class Grasp:
             return hand_model(pose, betas, zeros, zeros).vertices[0]
 
 
-def vertex_parts(hand_model) -> dict[str, torch.Tensor]:  # noqa: ANN001
+def vertex_parts(hand_model) -> dict[str, torch.Tensor]:
     """Vertex indices of each finger and of the palm, from the skinning weights (largest weight wins)."""
     owner = hand_model.layer.lbs_weights.argmax(dim=1)
     parts = {name: torch.nonzero(torch.isin(owner, torch.tensor(chain)))[:, 0] for name, chain in FINGER_CHAINS.items()}
@@ -73,7 +73,7 @@ def vertex_parts(hand_model) -> dict[str, torch.Tensor]:  # noqa: ANN001
     return parts
 
 
-def surface_point(sdf, direction: torch.Tensor, radius: float, steps: int = 96) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+def surface_point(sdf, direction: torch.Tensor, radius: float, steps: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
     """First surface point (B, 3) met walking from ``radius * direction`` towards the origin, and the
     outward unit normal there (central differences of the SDF)."""
     p = direction * radius
@@ -104,7 +104,7 @@ def rotation_between(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class GraspSynthesizer:
     """Makes grasps of objects with one hand model; reuse it across objects (it caches the hand's parts)."""
 
-    def __init__(self, hand_model, cfg: GraspConfig | None = None):  # noqa: ANN001
+    def __init__(self, hand_model, cfg: GraspConfig | None = None):
         self.hand = hand_model
         self.cfg = cfg or GraspConfig()
         self.parts = vertex_parts(hand_model)
@@ -162,12 +162,12 @@ class GraspSynthesizer:
         assert best is not None
         return best
 
-    def _object_sdf_at(self, sdf, T_hand_from_obj: torch.Tensor, verts: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def _object_sdf_at(self, sdf, T_hand_from_obj: torch.Tensor, verts: torch.Tensor) -> torch.Tensor:
         """SDF (B, V) of the object at hand vertices (B, V, 3) given in the hand frame."""
         local = transform_points(invert_transform(T_hand_from_obj), verts)
         return sdf(local.reshape(-1, 3).double()).float().reshape(verts.shape[:-1])
 
-    def _attempt(self, sdf, point, normal, spin, spread, betas, rest, palm_point) -> Grasp:  # noqa: ANN001
+    def _attempt(self, sdf, point, normal, spin, spread, betas, rest, palm_point) -> Grasp:
         cfg = self.cfg
         R = roma.rotvec_to_rotmat(-self.palm_normal * spin) @ rotation_between(normal, -self.palm_normal)
         # slide the object onto the open palm: the smallest gap with at most touch_mm of penetration

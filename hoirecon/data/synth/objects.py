@@ -9,7 +9,6 @@ revolution of round objects). ``mesh`` wraps a user's mesh file instead.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +18,9 @@ import trimesh
 
 from hoirecon.data.synth import shapes as S
 from hoirecon.errors import DataError
+from hoirecon.geometry.mesh_sdf import SDF, mesh_sdf
 from hoirecon.registry import register
 from hoirecon.sdf.mesh import extract_mesh
-
-SDF = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -462,29 +460,3 @@ class MeshObject:
         scale = self.cfg.size / max(mesh.extents) if self.cfg.size > 0 else self.cfg.scale
         mesh.apply_scale(scale)
         return SynthObject(self.cfg.category, mesh_sdf(mesh, seed), mesh, {"scale": float(scale)})
-
-
-def mesh_sdf(mesh: trimesh.Trimesh, seed: int = 0, samples: int = 20000, candidates: int = 8) -> SDF:
-    """Signed distance to a watertight mesh, fast enough for grasp search (negative inside).
-
-    trimesh's exact ``signed_distance`` takes seconds for the ~10^5 queries a grasp needs. Here a
-    KD-tree over surface samples picks ``candidates`` nearby triangles per query, the exact distance
-    to those triangles is the magnitude, and the sample normals near the query vote for the sign.
-    """
-    from scipy.spatial import cKDTree
-
-    points, face_index = trimesh.sample.sample_surface(mesh, samples, seed=seed)
-    normals = mesh.face_normals[face_index]
-    tree = cKDTree(points)
-    triangles = mesh.triangles
-
-    def sdf(p: torch.Tensor) -> torch.Tensor:
-        q = p.detach().cpu().numpy().astype(np.float64)
-        _, nearest = tree.query(q, k=candidates)  # (N, k)
-        tri = triangles[face_index[nearest].reshape(-1)]
-        closest = trimesh.triangles.closest_point(tri, np.repeat(q, candidates, axis=0)).reshape(len(q), candidates, 3)
-        distance = np.linalg.norm(closest - q[:, None], axis=-1).min(axis=1)
-        votes = np.einsum("nkc,nkc->n", q[:, None] - points[nearest], normals[nearest])
-        return torch.from_numpy(np.where(votes < 0, -distance, distance)).to(p.dtype)
-
-    return sdf

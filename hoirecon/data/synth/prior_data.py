@@ -2,7 +2,7 @@
 
 Each sample is one (object, grasp, view): the hand's condition channels and the object's amodal
 target channels (``hoirecon.priors.channels``), at every requested resolution, with the category.
-Views are drawn as the fit draws its novel views (``hoirecon.fit.novel_view``): a uniformly random
+Views are drawn as the fit draws its novel views (``hoirecon.priors.novel_view``): a uniformly random
 rotation looking at the hand frame's origin from a hand-held distance. Shards are independent
 (seeded by their index) and written atomically, so generation runs in parallel processes and an
 interrupted run resumes by skipping the shards that exist.
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from hoirecon.data.prior_shards import shard_path, write_index, write_shard
-from hoirecon.fit.novel_view import random_novel_view
 from hoirecon.priors.channels import hand_channels, object_channels, reference_depth
+from hoirecon.priors.novel_view import random_novel_view
 from hoirecon.runtime import configure_cpu
 
 #: DiffHOI's six rigid HOI4D categories and five other everyday ones.
@@ -53,7 +53,7 @@ def resolution_folder(out: Path, resolution: int) -> Path:
     return Path(out) / f"r{resolution}"
 
 
-def render_views(hand_verts, hand_faces, hand_code, obj_verts, obj_faces, T_cam_from_hand, focal, resolution):  # noqa: ANN001, ANN201
+def render_views(hand_verts, hand_faces, hand_code, obj_verts, obj_faces, T_cam_from_hand, focal, resolution):
     """Condition (B, 7, R, R) and target (B, 5, R, R) for views T_cam_from_hand (B, 4, 4), focal (B,) x R pixels.
 
     hand_verts (V, 3) and obj_verts (W, 3) in the hand frame; hand_code (V, 2).

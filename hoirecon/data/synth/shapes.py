@@ -74,11 +74,6 @@ def smooth_union(a: torch.Tensor, b: torch.Tensor, k: float) -> torch.Tensor:
     return b + (a - b) * h - k * h * (1 - h)
 
 
-def subtract(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a`` with ``b`` carved out."""
-    return torch.maximum(a, -b)
-
-
 def intersect(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.maximum(a, b)
 

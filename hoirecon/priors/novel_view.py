@@ -1,4 +1,8 @@
-"""Novel views for the prior: a uniformly random rotation looking at the hand origin."""
+"""Novel views for the prior: a uniformly random rotation looking at the hand origin.
+
+Shared by the fit (its score-distillation views) and the prior data (its training views), so the
+prior is trained on the views it later judges.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ def random_novel_view(
     """A camera at ``distance`` (+- ``jitter``) metres from the hand origin, looking at it, any orientation.
 
     Returns T_cam_from_hand (4, 4) and K (3, 3) with the given focal (pixels) and a centred
-    principal point for a ``resolution`` x ``resolution`` image (DiffHOI, REFERENCE.md section 1).
+    principal point for a ``resolution`` x ``resolution`` image, as DiffHOI (docs/fit.md, section "Prior hook").
     """
     R = roma.random_rotmat(generator=generator)
     d = distance + jitter * (2 * torch.rand((), generator=generator) - 1)

@@ -1,0 +1,148 @@
+"""The fit as one library call: ``fit_clip(config, **overrides) -> FitResult``.
+
+``hoirecon fit`` is a thin shell over this function, and ``hoirecon compare`` runs it in a worker
+process per run. It loads the config (a YAML path, a mapping, or a run folder to resume), validates
+it, loads the clip, initialises, optimises, writes every output atomically and returns where they
+are and the metrics::
+
+    from hoirecon import fit_clip
+
+    result = fit_clip("configs/fit/demo.yaml", clip="clips/demo-mug", run_dir="runs/py",
+                      **{"trainer.max_steps": 300})
+    print(result.metrics["object/f@10mm[rigid]"], result.object_mesh)
+    fit_clip(resume="runs/py", **{"trainer.max_steps": 600})   # continue the same run further
+
+Overrides are dotted keys (``"trainer.max_steps": 300``) or nested mappings (``trainer={...}``),
+layered over the config as on the command line (docs/config.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hoirecon.config import compose, merge_trees, parse_overrides, save_config, validate
+from hoirecon.errors import ConfigError, DataError
+from hoirecon.schema import FitConfig
+
+
+@dataclass
+class FitResult:
+    """What a finished fit left in ``run_dir`` (paths) and its scores (empty without ground truth)."""
+
+    run_dir: Path
+    config: FitConfig
+    metrics: dict[str, float]
+    #: The object in its own frame and in the hand frame; None when the SDF had no surface in its box.
+    object_mesh: Path | None
+    object_in_hand: Path | None
+    hands: Path
+    poses: Path
+    preview: Path
+    report: Path
+    #: Optimisation steps done in total and the wall time of this call, seconds.
+    steps: int
+    seconds: float
+    #: What the initialiser had to do (interpolated frames, smoothing).
+    notes: list[str] = field(default_factory=list)
+
+
+def fit_config(
+    config: str | Path | Mapping[str, Any] | None = None,
+    resume: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    **keys: Any,
+) -> tuple[dict[str, Any], FitConfig]:
+    """The resolved config tree and its validated ``FitConfig``.
+
+    ``config``: a YAML file or a mapping; or ``resume``: a run folder, whose saved config.yaml is
+    used and whose run_dir stays. ``overrides`` are command-line style ``key=value`` strings and
+    ``keys`` the same as keyword arguments; keys win over overrides. A new run refuses a folder that
+    already holds one.
+    """
+    if resume is not None:
+        path = Path(resume) / "config.yaml"
+        if not path.is_file():
+            raise DataError(f"{resume}: not a run folder (no config.yaml)")
+        tree = _tree(compose(path, overrides))
+    elif isinstance(config, Mapping):
+        tree = merge_trees(dict(config), parse_overrides(overrides))
+    elif config is not None:
+        tree = _tree(compose(Path(config), overrides))
+    else:
+        raise ConfigError("fit needs a config (a YAML file or a mapping) or a run folder to resume")
+    for key, value in keys.items():
+        tree = merge_trees(tree, _nested(key, value))
+    if resume is not None:
+        tree["run_dir"] = str(resume)  # a resumed run stays in its folder
+    validated = validate(tree, FitConfig)
+    run_dir = Path(validated.run_dir)
+    if resume is None and (run_dir / "checkpoints").exists():
+        raise DataError(
+            f"{run_dir}: already holds a run", hint=f"resume it with --resume {run_dir}, or set run_dir=..."
+        )
+    return tree, validated
+
+
+def fit_clip(
+    config: str | Path | Mapping[str, Any] | None = None,
+    *,
+    resume: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    on_start=None,
+    **keys: Any,
+) -> FitResult:
+    """Fit one clip from start to outputs (see the module docstring). ``on_start(parts)`` is called
+    once the clip is loaded and the fit is built, before the first step (the CLI prints there)."""
+    from hoirecon.eval.report import run_report
+    from hoirecon.run_outputs import write_outputs
+    from hoirecon.systems.common import last_checkpoint, make_trainer, start_run
+    from hoirecon.systems.fit import build_fit
+
+    start = time.perf_counter()
+    tree, config = fit_config(config, resume, overrides, **keys)
+    run_dir = Path(config.run_dir)
+    start_run(config.trainer)
+    parts = build_fit(config)
+    if on_start is not None:
+        on_start(parts)
+    trainer = make_trainer(config.trainer, run_dir, gradient_clip_val=config.optim.grad_clip)
+    save_config(tree, run_dir / "config.yaml")
+    trainer.fit(parts.system, ckpt_path=last_checkpoint(run_dir) if resume is not None else None)
+    preview = {"frames": config.output.preview_frames, "size": config.output.preview_size}
+    metrics = write_outputs(parts.scene, parts.clip, run_dir, config.object.export_resolution, preview)
+    has_mesh = (run_dir / "object.obj").is_file()
+    return FitResult(
+        run_dir=run_dir,
+        config=config,
+        metrics=metrics,
+        object_mesh=run_dir / "object.obj" if has_mesh else None,
+        object_in_hand=run_dir / "object_in_hand.obj" if has_mesh else None,
+        hands=run_dir / "hands",
+        poses=run_dir / "poses.npz",
+        preview=run_dir / "preview.png",
+        report=run_report(run_dir),
+        steps=int(trainer.global_step),
+        seconds=time.perf_counter() - start,
+        notes=list(parts.scene_init_notes),
+    )
+
+
+def _nested(dotted: str, value: Any) -> dict[str, Any]:
+    """``("a.b", 1)`` -> ``{"a": {"b": 1}}``; a mapping value merges into the section it names."""
+    parts = dotted.split(".")
+    if not all(parts):
+        raise ConfigError(f"override key '{dotted}' is not a dotted.key")
+    node: Any = value
+    for part in reversed(parts):
+        node = {part: node}
+    return node
+
+
+def _tree(cfg: Any) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)

@@ -1,0 +1,26 @@
+"""Everything a finished fit leaves in its run folder: the fit's own files, then its scores.
+
+It sits above both ``hoirecon.fit.outputs`` (meshes, poses, hands, preview) and
+``hoirecon.eval.fit_scores`` (which reads the fitted scene), so that neither has to import the
+other (docs/architecture.md, section Layers).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hoirecon.data.clip import Clip
+from hoirecon.eval.fit_scores import evaluate
+from hoirecon.fit.outputs import write_fit_outputs
+from hoirecon.fit.scene import FitScene
+from hoirecon.utils.io import atomic_write_text
+
+
+def write_outputs(scene: FitScene, clip: Clip, run_dir: str | Path, mesh_resolution: int, preview: dict) -> dict:
+    """Write every output, metrics.json last; returns the metrics (empty without ground truth)."""
+    mesh = write_fit_outputs(scene, clip, run_dir, mesh_resolution, preview)
+    metrics = evaluate(scene, clip, mesh) if clip.gt is not None else {}
+    if metrics:
+        atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=1))
+    return metrics
