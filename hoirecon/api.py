@@ -46,6 +46,8 @@ class FitResult:
     #: Optimisation steps done in total and the wall time of this call, seconds.
     steps: int
     seconds: float
+    #: The fitted scene (``hoirecon.fit.scene.FitScene``): render it, query its SDF, export again.
+    scene: Any = None
     #: What the initialiser had to do (interpolated frames, smoothing).
     notes: list[str] = field(default_factory=list)
 
@@ -127,6 +129,7 @@ def fit_clip(
         report=run_report(run_dir),
         steps=int(trainer.global_step),
         seconds=time.perf_counter() - start,
+        scene=parts.scene,
         notes=list(parts.scene_init_notes),
     )
 

@@ -8,3 +8,7 @@ from hoirecon.runtime import configure_cpu
 
 def pytest_configure(config) -> None:  # noqa: ANN001
     configure_cpu(min(torch.get_num_threads(), 2))
+    # `make test-fast` (-m "not slow") leaves these out; `make test` runs everything
+    config.addinivalue_line(
+        "markers", "slow: runs fits, trainings or comparisons end to end, spawns processes, or takes over ~5 s"
+    )

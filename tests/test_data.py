@@ -277,6 +277,7 @@ def test_write_clip_is_atomic(tmp_path, monkeypatch):
 # -- fuzzing --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 40 corrupted copies of a clip, each loaded
 def test_corrupted_files_end_only_in_our_error(tmp_path):
     rng = np.random.default_rng(1)
     original = write_clip(make_clip(), tmp_path / "original")

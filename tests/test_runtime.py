@@ -35,6 +35,7 @@ def test_configure_cpu_flushes_subnormals_and_sets_threads():
         configure_cpu(threads)
 
 
+@pytest.mark.slow  # two fresh processes importing torch
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
 def test_kept_memory_comes_from_the_heap_not_fresh_mappings():
     if not keep_freed_memory():

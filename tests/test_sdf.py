@@ -145,6 +145,7 @@ def _box_sdf(x: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
     return q.clamp(min=0).norm(dim=-1) + q.max(dim=-1).values.clamp(max=0)
 
 
+@pytest.mark.slow  # a 250-step fit
 @pytest.mark.parametrize("name", BACKBONES)
 def test_backbone_fits_a_box(name):
     torch.manual_seed(0)
@@ -163,6 +164,7 @@ def test_backbone_fits_a_box(name):
     assert err < 0.003  # mean error under 3 mm after 250 steps
 
 
+@pytest.mark.slow  # marching cubes of an MLP at 96^3
 def test_sphere_mesh_has_the_right_area_and_volume(tmp_path):
     net = build("sdf", {"type": "mlp", "init_radius": 0.05})
     mesh = extract_mesh(net.sdf, net.bound, resolution=96)

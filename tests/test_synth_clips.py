@@ -169,6 +169,7 @@ def test_prior_data_channels_and_resume(tmp_path):
     assert len(samples) == 5 and samples[0][0].shape == (5, 16, 16) and samples[0][1].shape == (7, 16, 16)
 
 
+@pytest.mark.slow  # twelve clips, twice
 def test_split_writes_every_clip_and_resumes(tmp_path, capsys):
     args = ["synth", "split", "--preset", "hoi4d-like", "--frames", "2", "--resolution", "24", "--out", str(tmp_path)]
     assert main(args) == 0

@@ -80,6 +80,7 @@ def test_train_prior_writes_a_loadable_checkpoint_and_resumes(tmp_path, capsys):
     assert load_checkpoint(run / "prior.safetensors")[1] == {"steps": 5}
 
 
+@pytest.mark.slow  # DDP training in two processes
 def test_train_prior_with_two_processes(tmp_path):
     data = make_shards(tmp_path / "data", n_shards=5)
     run = tmp_path / "run"

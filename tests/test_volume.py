@@ -172,6 +172,7 @@ class AnalyticBox(nn.Module):
         return sdf_and_gradient(self.sdf, x, create_graph)
 
 
+@pytest.mark.slow  # a fit from renders
 @pytest.mark.parametrize("name", ["mlp", "hashgrid"])
 def test_backbone_fits_a_box_from_its_renders(name):
     torch.manual_seed(0)

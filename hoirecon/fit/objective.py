@@ -151,7 +151,7 @@ class FitObjective(nn.Module):
             if w["contact"]:
                 # fingertips within 2 cm of the surface are pulled onto it
                 tips = sdf[:, scene.hand_model.tip_vertex_ids]
-                near = (tips.abs() < 0.02).float()
+                near = (tips.abs() < 0.02).to(tips.dtype)
                 terms["contact"] = w["contact"] * (tips.abs() * near).sum() / max(len(TIP_NAMES), 1)
         if self._guidance_due(step) and w["sds"]:
             target, condition = scene.novel_view(int(frames[0]), self.prior.resolution, generator)

@@ -74,7 +74,8 @@ def sample_pdf(edges: torch.Tensor, weights: torch.Tensor, n: int, randomize: bo
     cdf = torch.cat([torch.zeros_like(pdf[:, :1]), pdf.cumsum(-1)], -1).clamp(max=1.0)
     if randomize:
         u = (
-            torch.arange(n, device=edges.device, dtype=edges.dtype) + torch.rand(len(edges), n, device=edges.device)
+            torch.arange(n, device=edges.device, dtype=edges.dtype)
+            + torch.rand(len(edges), n, device=edges.device, dtype=edges.dtype)
         ) / n
     else:
         u = ((torch.arange(n, device=edges.device, dtype=edges.dtype) + 0.5) / n).expand(len(edges), n)
@@ -187,7 +188,7 @@ class OccupancyGridSampler(nn.Module):
         threshold = self.cfg.margin_cells * cell * 3**0.5 + self.cfg.tail_widths * scale
         self.occupancy.copy_((sdf < threshold).reshape(1, res, res, res))
         self.grid_scale.fill_(scale)
-        self.aabb.copy_(torch.tensor([-bound] * 3 + [bound] * 3))
+        self.aabb.copy_(torch.tensor([-bound] * 3 + [bound] * 3, dtype=dtype, device=device))
         self.last_update.fill_(step)
 
     def occupied_fraction(self) -> float:
@@ -215,7 +216,7 @@ class OccupancyGridSampler(nn.Module):
         k = cfg.march_steps
         span = (t_max - t_min).clamp(min=0)
         step = span / k
-        t_march = t_min[:, None] + (torch.arange(k, device=origins.device) + 0.5) * step[:, None]
+        t_march = t_min[:, None] + (torch.arange(k, device=origins.device, dtype=step.dtype) + 0.5) * step[:, None]
         points = origins[:, None] + directions[:, None] * t_march[..., None]
         points = torch.maximum(torch.minimum(points, self.aabb[3:]), self.aabb[:3])  # missed rays: stay indexable
         occ = _query(points.reshape(-1, 3), self.occupancy, self.aabb)[0].reshape(r, k) > 0.5
