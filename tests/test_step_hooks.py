@@ -91,10 +91,9 @@ def test_every_step_hook_is_called_each_step_and_the_prior_starts_when_configure
 
 
 def test_the_beta_floor_schedule_changes_the_rendered_surface(clip_dir, tmp_path):
-    plain = _fit(clip_dir, tmp_path / "plain", 30, **{"optim.renderer.lr": 0.05})
-    floored = _fit(
-        clip_dir, tmp_path / "floor", 30, **{"optim.renderer.lr": 0.05, "object.renderer.beta_min": [0, 0.009, 0.009, 0]}
-    )
+    fast_beta = {"optim.renderer.lr": 0.05}
+    plain = _fit(clip_dir, tmp_path / "plain", 30, **fast_beta)
+    floored = _fit(clip_dir, tmp_path / "floor", 30, **fast_beta, **{"object.renderer.beta_min": [0, 0.009, 0.009, 0]})
     plain_beta, floored_beta = (float(r.scene.renderer.beta.detach()) for r in (plain, floored))
     # the floor holds beta up (its learned part started at beta_init - floor = 1 mm) where the plain fit's fell
     assert 0.009 <= floored_beta < 0.009 + 0.0011 and plain_beta < 0.0098 and plain_beta != floored_beta
