@@ -5,3 +5,10 @@ which `hoirecon.registry` does lazily on first use.
 """
 
 __version__ = "0.1.0"
+
+
+def fit_clip(*args, **kwargs):  # the signature and docs are hoirecon.api.fit_clip's
+    """Fit one clip: ``hoirecon.api.fit_clip`` (imported on the first call, so ``import hoirecon`` stays light)."""
+    from hoirecon.api import fit_clip as run
+
+    return run(*args, **kwargs)

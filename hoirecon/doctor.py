@@ -71,6 +71,15 @@ def report() -> list[tuple[str, str]]:
         ("cuda", f"yes ({torch.cuda.get_device_name(0)})" if cuda else "no"),
         ("nerfacc cuda", _nerfacc_cuda(cuda)),
         ("tinycudann", _tinycudann(cuda)),
+        (
+            "accelerator",
+            "cpu (the default); trainer.accelerator=auto would use "
+            + (
+                f"cuda:0 ({torch.cuda.get_device_name(0)}), nerfacc's CUDA sampling and tinycudann if built"
+                if cuda
+                else "the cpu too (no CUDA)"
+            ),
+        ),
     ]
     hand = sorted(ASSETS_DIR.glob("*RIGHT*.npz"))
     rows.append(("built-in hand", str(hand[0]) if hand else "not built yet"))

@@ -22,8 +22,8 @@ class TrainerSection:
     threads: int = 0
     log_every_n_steps: int = 50
     checkpoint_every_n_steps: int = 500
-    #: "auto" picks CUDA when present, else CPU.
-    accelerator: str = "auto"
+    #: "cpu" unless asked: "auto" picks CUDA when present, "gpu" insists on it (`hoirecon doctor` shows which).
+    accelerator: str = "cpu"
     #: Processes (CPU) or GPUs; with more than one, use strategy "ddp".
     devices: int = 1
     strategy: str = "auto"
