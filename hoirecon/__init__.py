@@ -4,7 +4,9 @@ Importing this package has no side effects: components register when their modul
 which `hoirecon.registry` does lazily on first use.
 """
 
-__version__ = "0.1.0"
+from hoirecon.version import __version__
+
+__all__ = ["__version__", "fit_clip"]
 
 
 def fit_clip(*args, **kwargs):  # the signature and docs are hoirecon.api.fit_clip's

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hoirecon import __version__
 from hoirecon.errors import HoireconError, NotBuiltError
+from hoirecon.version import __version__
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -57,7 +57,7 @@ def report() -> list[tuple[str, str]]:
     """(label, value) rows describing this installation."""
     import torch
 
-    from hoirecon import __version__
+    from hoirecon.version import __version__
 
     cuda = torch.cuda.is_available()
     rows = [
