@@ -7,8 +7,6 @@ metres too and the scale never leaks out.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 
 
@@ -32,23 +30,3 @@ def sdf_and_gradient(sdf_fn, x: torch.Tensor, create_graph: bool = True) -> tupl
         sdf = sdf_fn(x)
         (grad,) = torch.autograd.grad(sdf.sum(), x, create_graph=create_graph)
     return sdf, grad
-
-
-class SDFNetwork(Protocol):
-    """The backbone interface the renderers and the fit rely on (shapes in metres)."""
-
-    feature_dim: int
-    #: Half-side (metres) of the cube centred at the origin where the shape lives.
-    bound: float
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (N, 3) -> sdf (N,), feature (N, feature_dim)."""
-        ...
-
-    def sdf(self, x: torch.Tensor) -> torch.Tensor: ...
-
-    def sdf_and_gradient(self, x: torch.Tensor, create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-    def query_density(self, x: torch.Tensor, beta: float = 0.01) -> torch.Tensor: ...
-
-    def set_step(self, step: int) -> None: ...

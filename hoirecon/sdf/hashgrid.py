@@ -19,7 +19,7 @@ from torch import nn
 
 from hoirecon.errors import ConfigError
 from hoirecon.registry import register
-from hoirecon.sdf.common import laplace_density, sdf_and_gradient
+from hoirecon.sdf.common import sdf_and_gradient
 
 PRIMES = (1, 2654435761, 805459861)
 CORNERS = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)])  # (8, 3) as z, y, x bits
@@ -152,9 +152,6 @@ class HashGridSDF(nn.Module):
 
     def sdf_and_gradient(self, x: torch.Tensor, create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         return sdf_and_gradient(self.sdf, x, create_graph)
-
-    def query_density(self, x: torch.Tensor, beta: float = 0.01) -> torch.Tensor:
-        return laplace_density(self.sdf(x), beta)
 
     def on_step(self, step: int, max_steps: int) -> None:
         """Coarse-to-fine: the number of active levels grows linearly over ``anneal_steps``."""

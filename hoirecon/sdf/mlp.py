@@ -14,7 +14,6 @@ from torch import nn
 
 from hoirecon.errors import ConfigError
 from hoirecon.registry import register
-from hoirecon.sdf.common import laplace_density
 from hoirecon.sdf.mlp_kernel import Layer, SDFWithGradient, mlp_forward, positional_encoding
 
 
@@ -163,6 +162,3 @@ class MLPSDF(nn.Module):
         r = (d.pow(2).sum(-1) + 1e-12).sqrt()
         # d/dx of (network / units) = d/du of network
         return r - self.cfg.init_radius + out / self.cfg.units_per_metre, d / r[:, None] + grad_u
-
-    def query_density(self, x: torch.Tensor, beta: float = 0.01) -> torch.Tensor:
-        return laplace_density(self.sdf(x), beta)
