@@ -68,6 +68,7 @@ def _fit(clip_dir: Path, run_dir: Path, steps: int, **keys):
     return fit_clip(DEMO, clip=str(clip_dir), run_dir=str(run_dir), **{**TINY, "trainer.max_steps": steps, **keys})
 
 
+@pytest.mark.slow  # 30-step fits
 def test_a_hashgrid_fit_anneals_to_all_levels(clip_dir, tmp_path):
     """The bug behind issue 14: coarse-to-fine was set once and never followed the fit."""
     annealed = _fit(clip_dir, tmp_path / "a", 30, **{"object.sdf": {"type": "hashgrid", "anneal_steps": 10}})
@@ -80,6 +81,7 @@ def test_a_hashgrid_fit_anneals_to_all_levels(clip_dir, tmp_path):
         assert not torch.allclose(annealed.scene.sdf.sdf(x), slow.scene.sdf.sdf(x))
 
 
+@pytest.mark.slow  # 30-step fits
 def test_every_step_hook_is_called_each_step_and_the_prior_starts_when_configured(clip_dir, tmp_path):
     """A throwaway component's hook sees every step once, in order; guidance starts at warmup_steps."""
     keys = {"prior.type": "test-step-recorder", "guidance.every_n_steps": 2}
@@ -90,6 +92,7 @@ def test_every_step_hook_is_called_each_step_and_the_prior_starts_when_configure
     assert StepRecorder.guided == list(range(22, 30, 2))
 
 
+@pytest.mark.slow  # 30-step fits
 def test_the_beta_floor_schedule_changes_the_rendered_surface(clip_dir, tmp_path):
     fast_beta = {"optim.renderer.lr": 0.05}
     plain = _fit(clip_dir, tmp_path / "plain", 30, **fast_beta)
