@@ -66,7 +66,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_config(args: argparse.Namespace, schema: type, command: str):  # noqa: ANN202 - (DictConfig, schema)
+def _run_config(args: argparse.Namespace, schema: type, command: str):
     """The config of a run: --config FILE, or a run folder's saved config.yaml (--resume), plus overrides."""
     from hoirecon.config import compose, validate
 
@@ -96,7 +96,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if not (args.config or args.resume):
         raise HoireconError("fit needs --config FILE or --resume RUN_DIR", hint="hoirecon fit --help")
 
-    def announce(parts) -> None:  # noqa: ANN001 - FitParts
+    def announce(parts) -> None:
         clip = parts.clip
         h, w = clip.image_size
         print(f"fitting {clip.path}: {len(clip)} frames, {w}x{h} px, {parts.category or 'no category'}")

@@ -49,7 +49,7 @@ class GroupSection:
     enabled: bool = True
 
 
-def _group(lr: float, enabled: bool = True):  # noqa: ANN202
+def _group(lr: float, enabled: bool = True):
     return field(default_factory=lambda: GroupSection(lr, enabled))
 
 

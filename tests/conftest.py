@@ -6,7 +6,7 @@ import torch
 from hoirecon.runtime import configure_cpu
 
 
-def pytest_configure(config) -> None:  # noqa: ANN001
+def pytest_configure(config) -> None:
     configure_cpu(min(torch.get_num_threads(), 2))
     # `make test-fast` (-m "not slow") leaves these out; `make test` runs everything
     config.addinivalue_line(

@@ -68,7 +68,7 @@ def test_every_fit_config_runs_two_steps(config, clip_dir, tmp_path, capsys):
     assert not [p for p in run.rglob(".*") if p.is_file()]
 
 
-def _parts(clip_dir: Path, tmp_path: Path, *overrides: str):  # noqa: ANN202
+def _parts(clip_dir: Path, tmp_path: Path, *overrides: str):
     cfg = compose(REPO / "configs/fit/demo.yaml", [f"clip={clip_dir}", f"run_dir={tmp_path}", *TINY, *overrides])
     return build_fit(validate(cfg, FitConfig))
 

@@ -23,7 +23,7 @@ def hand():
     return build("hand_model", {"type": "mano"})
 
 
-def run(hand, pose=None, betas=None):  # noqa: ANN001
+def run(hand, pose=None, betas=None):
     pose = torch.zeros(1, 45) if pose is None else pose
     betas = torch.zeros(1, 10) if betas is None else betas
     return hand(hand_pose=pose, betas=betas, global_orient=ZERO3, transl=ZERO3)

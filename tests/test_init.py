@@ -33,7 +33,7 @@ class ToyHand:
 
     hands_mean = torch.full((45,), 0.1)
 
-    def __call__(self, hand_pose, betas, global_orient, transl):  # noqa: ANN001
+    def __call__(self, hand_pose, betas, global_orient, transl):
         b = hand_pose.shape[0]
         joints = REST.expand(b, 21, 3).clone()
         joints[:, 3] = joints[:, 3] + hand_pose[:, :3] * 0.01
@@ -166,7 +166,7 @@ def test_smoothing_reduces_jitter():
     init = build("initializer", "provided").initialize(clip_with(n=n, hands=h), ToyHand())
     smoothed = smooth(init, ToyHand(), steps=150)
 
-    def jitter(i) -> float:  # noqa: ANN001
+    def jitter(i) -> float:
         j = transform_points(i.T_cam_from_hand, model_joints(i.hand_pose))
         return float((j[1:] - j[:-1]).norm(dim=-1).mean())
 

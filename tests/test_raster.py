@@ -20,7 +20,7 @@ def sphere(radius: float = 0.1, depth: float = 0.5, subdivisions: int = 3) -> tu
     return verts, torch.tensor(mesh.faces)
 
 
-def K_for(size=SIZE, fov=50.0) -> torch.Tensor:  # noqa: ANN001
+def K_for(size=SIZE, fov=50.0) -> torch.Tensor:
     return intrinsics_from_fov(fov, *size)[None]
 
 

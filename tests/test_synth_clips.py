@@ -24,7 +24,7 @@ def hand():
     return build("hand_model", "mano")
 
 
-def posed_hand(hand, grasp) -> trimesh.Trimesh:  # noqa: ANN001
+def posed_hand(hand, grasp) -> trimesh.Trimesh:
     return trimesh.Trimesh(grasp.hand_vertices(hand).numpy(), hand.faces.numpy(), process=False)
 
 

@@ -39,11 +39,11 @@ class Plane(nn.Module):
     def sdf(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, 2] - 0.5 + self.dummy
 
-    def sdf_and_gradient(self, x, create_graph=True):  # noqa: ANN001
+    def sdf_and_gradient(self, x, create_graph=True):
         return sdf_and_gradient(self.sdf, x, create_graph)
 
 
-def rays(res: int = RES, eye=(0.0, 0.0, -0.4)):  # noqa: ANN001
+def rays(res: int = RES, eye=(0.0, 0.0, -0.4)):
     K = intrinsics_from_fov(40.0, res, res)[None]
     T = look_at(torch.tensor(eye), torch.zeros(3))[None]
     o, d = pixel_rays(K, T, pixel_grid(res, res)[None])
@@ -165,10 +165,10 @@ class AnalyticBox(nn.Module):
         super().__init__()
         self.dummy = nn.Parameter(torch.zeros(()))
 
-    def sdf(self, x):  # noqa: ANN001
+    def sdf(self, x):
         return _box(x) + self.dummy
 
-    def sdf_and_gradient(self, x, create_graph=True):  # noqa: ANN001
+    def sdf_and_gradient(self, x, create_graph=True):
         return sdf_and_gradient(self.sdf, x, create_graph)
 
 

@@ -143,7 +143,7 @@ def run_job(job: Job, cfg: CompareConfig, threads: int) -> tuple[Job, str]:
     return job, ""
 
 
-def _fit_worker(request: dict, log_path: str, send) -> None:  # noqa: ANN001 - a multiprocessing Connection
+def _fit_worker(request: dict, log_path: str, send) -> None:
     """In the worker: the fit's output to ``log_path``, then '' (done) or the error line down ``send``."""
     with open(log_path, "a") as log:
         os.dup2(log.fileno(), 1)  # everything the fit prints, Lightning's and torch's too, goes to the log
@@ -173,7 +173,7 @@ def run_all(
     jobs: list[Job],
     cfg: CompareConfig,
     parallel: int,
-    advance=None,  # noqa: ANN001
+    advance=None,
     threads: int = 0,
 ) -> list[tuple[Job, str]]:
     """Run every unfinished job, ``parallel`` at a time, with ``threads`` each (0: the cores split between them)."""

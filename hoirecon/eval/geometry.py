@@ -64,9 +64,9 @@ def _chamfer_torch(a: torch.Tensor, b: torch.Tensor, b_tree: cKDTree | None = No
     """
     a_np, b_np = a.detach().numpy(), b.numpy()
     b_tree = cKDTree(b_np) if b_tree is None else b_tree
-    to_b = torch.from_numpy(b_tree.query(a_np.reshape(-1, 3), k=1)[1].reshape(a_np.shape[:2]))  # (S, N)
+    to_b = b_tree.query(a_np.reshape(-1, 3), k=1)[1].reshape(a_np.shape[:2])  # (S, N)
     to_a = torch.from_numpy(np.stack([cKDTree(x).query(b_np, k=1)[1] for x in a_np]))  # (S, M)
-    a_to_b = (a - b[to_b]).pow(2).sum(-1).mean(-1)
+    a_to_b = (a - torch.from_numpy(b_np[to_b])).pow(2).sum(-1).mean(-1)  # b needs no gradient: numpy gathers
     b_to_a = (b - a.gather(1, to_a[..., None].expand(-1, -1, 3))).pow(2).sum(-1).mean(-1)
     return a_to_b + b_to_a
 
@@ -74,7 +74,13 @@ def _chamfer_torch(a: torch.Tensor, b: torch.Tensor, b_tree: cKDTree | None = No
 def _fit_similarity(
     a: torch.Tensor, b: torch.Tensor, starts: torch.Tensor, scale: bool, steps: int, lr: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Adam on rotation (6D) + translation (+ log-scale) per start; returns (R, t, s, loss) per start."""
+    """Adam on rotation (6D) + translation (+ log-scale) per start; returns (R, t, s, loss) per start.
+
+    ``a`` (N, 3) and ``b`` (M, 3) are centred point sets, ``starts`` (S, 3, 3) rotations; returns R (S, 3, 3),
+    t (S, 1, 3), s (S, 1, 1) and the squared chamfer (S,). The rotation is applied as a broadcast product,
+    not a batched matmul, and ``b`` is gathered in numpy: these tensors are small, and multi-threaded
+    bmm and indexing on them made a second torch thread wait on a loaded machine (7-10x slower).
+    """
     rot6d = starts[:, :, :2].transpose(1, 2).reshape(-1, 6).clone().requires_grad_(True)
     t = torch.zeros(len(starts), 1, 3, requires_grad=True)
     log_s = torch.zeros(len(starts), 1, 1, requires_grad=scale)
@@ -82,7 +88,8 @@ def _fit_similarity(
     b_tree = cKDTree(b.numpy())
     for _ in range(steps + 1):
         R = roma.special_gramschmidt(rot6d.reshape(-1, 2, 3).transpose(1, 2))
-        loss = _chamfer_torch(log_s.exp() * a @ R.transpose(1, 2) + t, b, b_tree)
+        rotated = (a[None, :, None] * R[:, None]).sum(-1)  # (S, N, 3): R a for every start
+        loss = _chamfer_torch(log_s.exp() * rotated + t, b, b_tree)
         if _ == steps:
             break
         opt.zero_grad()

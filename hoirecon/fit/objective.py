@@ -1,4 +1,4 @@
-"""The fit's loss for one step (REFERENCE.md section 1), as a plain module over a ``FitScene``.
+"""The fit's loss for one step (docs/fit.md, section "Losses"), as a plain module over a ``FitScene``.
 
 Each step draws two consecutive frames t, t+1 and pixels of each (object/hand/background shares
 moving on a schedule), renders the hand and the object there, composites them in depth order and
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from hoirecon.config import Schedule
+from hoirecon.contracts import Prior
 from hoirecon.fit import losses
 from hoirecon.fit.rays import PixelSampler
 from hoirecon.fit.scene import FitScene
@@ -54,7 +55,7 @@ class FitObjective(nn.Module):
         rays: RaysSection,
         guidance: GuidanceSection,
         max_steps: int,
-        prior=None,
+        prior: Prior | None = None,
         categories: Sequence[str] = (),
     ):
         super().__init__()

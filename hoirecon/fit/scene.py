@@ -39,7 +39,7 @@ class RayRender:
 class FitScene(nn.Module):
     """The unknowns of one clip and how to render them."""
 
-    def __init__(  # noqa: ANN001
+    def __init__(
         self,
         hand_model,
         sdf,
@@ -88,7 +88,7 @@ class FitScene(nn.Module):
 
     # -- rendering ---------------------------------------------------------------------------------
 
-    def object_rays(self, K: torch.Tensor, T_cam_from_obj: torch.Tensor, pixels: torch.Tensor, training: bool):  # noqa: ANN201
+    def object_rays(self, K: torch.Tensor, T_cam_from_obj: torch.Tensor, pixels: torch.Tensor, training: bool):
         """Volume-render the object at pixels (B, R, 2): opacity, camera depth (B, R), normals (B, R, 3)
         in the camera frame, and the raw output."""
         b, r = pixels.shape[:2]
@@ -123,7 +123,7 @@ class FitScene(nn.Module):
 
     def novel_view(self, frame: int, resolution: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The prior's inputs from a random view around the hand: object channels (1, 5, R, R) with
-        gradients, and the hand condition (1, 7, R, R) without (REFERENCE.md section 1)."""
+        gradients, and the hand condition (1, 7, R, R) without (docs/fit.md, section "Prior hook")."""
         frames = self.frame_index(frame)
         poses = self.poses(frames)
         distance = float(poses["T_cam_from_hand"][0, :3, 3].detach().norm())

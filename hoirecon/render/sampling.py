@@ -61,7 +61,7 @@ class UniformSampler(nn.Module):
         super().__init__()
         self.cfg = cfg
 
-    def sample(  # noqa: ANN001
+    def sample(
         self, sdf_net, origins, directions, near, far, training: bool = True, density_scale: float = 0.0
     ) -> RaySamples:
         starts, ends = stratified(near, far, self.cfg.n_samples, self.cfg.randomize and training)
@@ -100,7 +100,7 @@ class ImportanceSampler(nn.Module):
         super().__init__()
         self.cfg = cfg
 
-    def sample(  # noqa: ANN001
+    def sample(
         self, sdf_net, origins, directions, near, far, training: bool = True, density_scale: float = 0.0
     ) -> RaySamples:
         """``density_scale``: the renderer's current width of the surface (metres, e.g. VolSDF's beta);
@@ -171,7 +171,7 @@ class OccupancyGridSampler(nn.Module):
         """Follow the fit: the grid is refreshed at the first sampling of every ``update_every``-th step."""
         self.step.fill_(step)
 
-    def update(self, sdf_net, step: int, force: bool = False) -> None:  # noqa: ANN001
+    def update(self, sdf_net, step: int, force: bool = False) -> None:
         """Recompute occupancy from the SDF at cell centres (every ``update_every`` steps, or when forced)."""
         if not force and self.built and step - int(self.last_update) < self.cfg.update_every:
             return
@@ -194,7 +194,7 @@ class OccupancyGridSampler(nn.Module):
     def occupied_fraction(self) -> float:
         return float(self.occupancy.mean()) if self.built else 1.0
 
-    def sample(  # noqa: ANN001
+    def sample(
         self, sdf_net, origins, directions, near, far, training: bool = True, density_scale: float = 0.0
     ) -> RaySamples:
         """(R, n_samples) intervals tiling each hit ray's occupied span; ``density_scale`` as for

@@ -54,8 +54,8 @@ class _Renderer(nn.Module):
 
     def forward(
         self,
-        sdf_net,  # noqa: ANN001
-        estimator,  # noqa: ANN001
+        sdf_net,
+        estimator,
         origins: torch.Tensor,
         directions: torch.Tensor,
         near: torch.Tensor,
@@ -126,7 +126,7 @@ class VolSDFRenderer(_Renderer):
     def density_scale(self) -> float:
         return float(self.beta.detach())
 
-    def weights(self, sdf, grad, directions, samples) -> torch.Tensor:  # noqa: ANN001
+    def weights(self, sdf, grad, directions, samples) -> torch.Tensor:
         sigma = laplace_density(sdf, self.beta)
         weights, _, _ = render_weight_from_density(samples.t_starts, samples.t_ends, sigma)
         return weights
@@ -155,7 +155,7 @@ class NeuSRenderer(_Renderer):
         # the logistic density's scale 1/s spreads the weight about as much as a Laplace beta of 1/s
         return float(1.0 / self.log_inv_s.detach().exp())
 
-    def weights(self, sdf, grad, directions, samples) -> torch.Tensor:  # noqa: ANN001
+    def weights(self, sdf, grad, directions, samples) -> torch.Tensor:
         inv_s = self.log_inv_s.exp()
         cos = -F.relu(-(grad * directions[:, None]).sum(-1))
         half = (samples.t_ends - samples.t_starts) / 2

@@ -22,7 +22,7 @@ def laplace_density(sdf: torch.Tensor, beta: torch.Tensor | float) -> torch.Tens
     return psi / beta
 
 
-def sdf_and_gradient(sdf_fn, x: torch.Tensor, create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+def sdf_and_gradient(sdf_fn, x: torch.Tensor, create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """sdf (N,) and d sdf / d x (N, 3) by autograd; with ``create_graph`` the gradient is differentiable
     (needed by the eikonal loss). Works under ``torch.no_grad()`` too (it enables grad locally)."""
     with torch.enable_grad():

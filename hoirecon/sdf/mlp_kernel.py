@@ -110,7 +110,7 @@ class SDFWithGradient(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, u: torch.Tensor, freqs: torch.Tensor, *params: torch.Tensor | None) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
+    def forward(ctx, u: torch.Tensor, freqs: torch.Tensor, *params: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         enc = positional_encoding(u, freqs)
         weights, enc_weights, biases = params[0::3], params[1::3], params[2::3]
         n_hidden = len(weights) - 1
@@ -141,7 +141,7 @@ class SDFWithGradient(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, d_out: torch.Tensor, d_grad_u: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: ANN001
+    def backward(ctx, d_out: torch.Tensor, d_grad_u: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         n = ctx.n_hidden
         freqs, grad_enc, enc, *saved = ctx.saved_tensors
         d_grad_enc = encoding_jvp(enc, freqs, d_grad_u)
