@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install -q -c constraints.txt
 
-.PHONY: install install-dev demo test lint format clean
+.PHONY: install install-dev demo test test-fast lint format clean
 
 $(BIN)/hoirecon: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ lint: install-dev
 
 test: lint
 	$(BIN)/python -m pytest -q -n 2 tests
+
+# The edit loop (about a minute): no lint, and not the tests marked slow (whole fits, trainings and
+# comparisons, tests that spawn processes or take over 5 s; see tests/conftest.py). `make test` runs them all.
+test-fast: install-dev
+	$(BIN)/python -m pytest -q -n 2 -m "not slow" tests
 
 format: install-dev
 	$(BIN)/ruff check --fix .
