@@ -10,5 +10,7 @@ def pytest_configure(config) -> None:
     configure_cpu(min(torch.get_num_threads(), 2))
     # `make test-fast` (-m "not slow") leaves these out; `make test` runs everything
     config.addinivalue_line(
-        "markers", "slow: runs fits, trainings or comparisons end to end, spawns processes, or takes over ~5 s"
+        "markers",
+        "slow: runs fits, trainings or comparisons end to end, spawns processes, takes over ~5 s, or needs two"
+        " torch threads (test-fast runs one per worker)",
     )

@@ -107,6 +107,7 @@ def test_debug_shows_the_traceback(capsys):
         main(["fit", "--config", DEMO, "foo=1", "--debug"])
 
 
+@pytest.mark.slow  # a fresh process
 def test_console_script_runs():
     exe = Path(sys.executable).with_name("hoirecon")  # installed beside the interpreter by `pip install -e .`
     assert exe.is_file()

@@ -48,6 +48,7 @@ def test_heldout_losses_are_reproducible_and_null_means_unconditional():
     torch.testing.assert_close(cond[0], ((eps[0] - noise[0]) ** 2).mean())
 
 
+@pytest.mark.slow  # 60 training steps of the denoiser
 @pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
 def test_training_steps_lower_the_loss(prediction_type):
     torch.manual_seed(0)

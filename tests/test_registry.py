@@ -224,6 +224,7 @@ def test_real_example_plugin_through_its_entry_point():
     assert prior.sds_loss(obj, hand, ["mug", "mug"], step=0).item() == pytest.approx(0.5625)
 
 
+@pytest.mark.slow  # a fresh process
 def test_importing_hoirecon_loads_no_components_or_plugins():
     code = (
         "import sys, hoirecon, hoirecon.registry, hoirecon.config\n"

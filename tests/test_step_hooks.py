@@ -111,6 +111,7 @@ def test_a_bad_beta_floor_is_one_line_naming_the_key(clip_dir, tmp_path):
         _fit(clip_dir, tmp_path / "bad", 2, **{"object.renderer.beta_min": 0.05})
 
 
+@pytest.mark.slow  # two whole fits (one resumed) with every output
 def test_fit_clip_returns_outputs_and_resumes(clip_dir, tmp_path):
     run = tmp_path / "run"
     result = _fit(clip_dir, run, 2)

@@ -67,6 +67,7 @@ def small_clip(hand, tmp_path_factory):
     return HoireconFormat(HoireconFormat.Config()).load(path)
 
 
+@pytest.mark.slow  # renders every frame of a 64 px clip; about 5 s
 def test_clip_masks_agree_with_projected_ground_truth(small_clip, hand):
     clip = small_clip
     gt = clip.gt
