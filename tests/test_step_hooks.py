@@ -158,3 +158,29 @@ def test_a_step_after_double_uses_no_float32_tensor(clip_dir, tmp_path, estimato
     assert not mode.mixed, sorted(mode.mixed)
     grads = [p.grad for p in system.parameters() if p.grad is not None]
     assert grads and all(g.dtype == torch.float64 for g in grads)
+
+
+@register("prior", "test-nan-gradient")
+class NaNGradientPrior:
+    """A throwaway prior whose loss is finite (0) but whose gradient is NaN: sqrt'(0) * 0."""
+
+    @dataclass
+    class Config:
+        pass
+
+    active, resolution = True, 8
+
+    def __init__(self, cfg: Config):
+        pass
+
+    def sds_loss(self, object_channels, hand_condition, categories, step):
+        return torch.sqrt((object_channels * 0).sum())
+
+
+def test_a_nan_gradient_with_a_finite_loss_does_not_destroy_the_fit(clip_dir, tmp_path):
+    """Clipping multiplies every gradient by a NaN norm; the fit drops non-finite entries first."""
+    keys = {"prior.type": "test-nan-gradient", "guidance.warmup_steps": 0, "guidance.every_n_steps": 1}
+    with pytest.warns(Warning, match="non-finite gradient entries were set to 0"):
+        result = _fit(clip_dir, tmp_path / "run", 3, **keys)
+    assert all(bool(torch.isfinite(p).all()) for p in result.scene.parameters())
+    assert result.metrics["render/mask_iou[object]"] >= 0

@@ -13,6 +13,7 @@ checkpoints and ``.to(device)`` need no special cases.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from hoirecon.data.clip import Clip
 from hoirecon.data.load import load_clip
-from hoirecon.errors import DataError
+from hoirecon.errors import DataError, HoireconWarning
 from hoirecon.fit.objective import FitObjective
 from hoirecon.fit.scene import FitScene
 from hoirecon.registry import build
@@ -52,6 +53,7 @@ class FitSystem(L.LightningModule):
         parts = [*self.modules(), objective.prior]
         unique = {id(p): p for p in parts if p is not None and p is not self}
         self.step_followers = [p for p in unique.values() if callable(getattr(p, "on_step", None))]
+        self.nonfinite_gradients = 0  # gradient entries dropped so far (see on_before_optimizer_step)
 
     def follow_step(self, step: int) -> None:
         """Tell every component that follows the step where the fit is (before the step's losses)."""
@@ -99,6 +101,33 @@ class FitSystem(L.LightningModule):
         self.log("loss", loss, prog_bar=True)
         self.log_dict({f"loss/{k}": float(v.detach()) for k, v in terms.items()}, prog_bar=False)
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Non-finite gradient entries are dropped (set to 0) before clipping and the step.
+
+        A finite loss can still have a NaN somewhere in its gradient (a 0/0 in one backward of one
+        ray); the gradient-norm clipping then multiplies every gradient by NaN and the whole fit is
+        lost (a hash-grid toycar fit in docs/benchmarks.md ended that way). Finite gradients are
+        untouched, so fits without the problem are bit-identical. The count is logged.
+        """
+        dropped = 0
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    bad = ~torch.isfinite(p.grad)
+                    if bad.any():
+                        dropped += int(bad.sum())
+                        p.grad.masked_fill_(bad, 0.0)
+        if dropped:
+            self.nonfinite_gradients += dropped
+            if self.nonfinite_gradients == dropped:  # the first time only: a warning, not a flood
+                warnings.warn(
+                    f"step {self.global_step}: {dropped} non-finite gradient entries were set to 0 "
+                    "(logged as nonfinite_gradients in TensorBoard)",
+                    HoireconWarning,
+                    stacklevel=2,
+                )
+        self.log("nonfinite_gradients", float(self.nonfinite_gradients), prog_bar=False)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         _upgrade_estimator_state(checkpoint)
