@@ -52,13 +52,14 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
 
 
-def fit_config(
+def run_config(
+    schema: type,
     config: str | Path | Mapping[str, Any] | None = None,
     resume: str | Path | None = None,
     overrides: Sequence[str] = (),
     **keys: Any,
-) -> tuple[dict[str, Any], FitConfig]:
-    """The resolved config tree and its validated ``FitConfig``.
+) -> tuple[dict[str, Any], Any]:
+    """The resolved config tree of a run and its validated ``schema`` (``FitConfig``, ``PriorTrainConfig``).
 
     ``config``: a YAML file or a mapping; or ``resume``: a run folder, whose saved config.yaml is
     used and whose run_dir stays. ``overrides`` are command-line style ``key=value`` strings and
@@ -75,12 +76,12 @@ def fit_config(
     elif config is not None:
         tree = _tree(compose(Path(config), overrides))
     else:
-        raise ConfigError("fit needs a config (a YAML file or a mapping) or a run folder to resume")
+        raise ConfigError("a run needs a config (a YAML file or a mapping) or a run folder to resume")
     for key, value in keys.items():
         tree = merge_trees(tree, _nested(key, value))
     if resume is not None:
         tree["run_dir"] = str(resume)  # a resumed run stays in its folder
-    validated = validate(tree, FitConfig)
+    validated = validate(tree, schema)
     run_dir = Path(validated.run_dir)
     if resume is None and (run_dir / "checkpoints").exists():
         raise DataError(
@@ -105,7 +106,7 @@ def fit_clip(
     from hoirecon.systems.fit import build_fit
 
     start = time.perf_counter()
-    tree, config = fit_config(config, resume, overrides, **keys)
+    tree, config = run_config(FitConfig, config, resume, overrides, **keys)
     run_dir = Path(config.run_dir)
     start_run(config.trainer)
     parts = build_fit(config)

@@ -68,26 +68,11 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 def _run_config(args: argparse.Namespace, schema: type, command: str):
     """The config of a run: --config FILE, or a run folder's saved config.yaml (--resume), plus overrides."""
-    from hoirecon.config import compose, validate
+    from hoirecon.api import run_config
 
-    if args.resume:
-        path = Path(args.resume) / "config.yaml"
-        if not path.is_file():
-            raise HoireconError(f"{args.resume}: not a run folder (no config.yaml)")
-    elif args.config:
-        path = Path(args.config)
-    else:
+    if not (args.config or args.resume):
         raise HoireconError(f"{command} needs --config FILE or --resume RUN_DIR", hint=f"hoirecon {command} --help")
-    cfg = compose(path, args.overrides)
-    if args.resume:  # a resumed run stays in its folder
-        cfg.run_dir = str(args.resume)
-    config = validate(cfg, schema)
-    run_dir = Path(config.run_dir)
-    if not args.resume and (run_dir / "checkpoints").exists():
-        raise HoireconError(
-            f"{run_dir}: already holds a run", hint=f"resume it with --resume {run_dir}, or set run_dir=..."
-        )
-    return cfg, config
+    return run_config(schema, args.config, args.resume, args.overrides)
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:

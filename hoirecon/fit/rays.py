@@ -27,7 +27,7 @@ class PixelSampler(nn.Module):
         flat = labels.reshape(len(labels), -1)
         # per frame: flat pixel indices grouped by region (object, hand, background), ascending in each,
         # and where each region starts in that order
-        rank = torch.tensor([1, 0, 2])[flat]  # label -> its place in REGION_LABELS
+        rank = torch.tensor(REGION_LABELS).argsort()[flat]  # label -> its place in REGION_LABELS
         counts = torch.stack([(flat == c).sum(1) for c in REGION_LABELS], dim=1)  # (N, 3)
         self.register_buffer("order", torch.argsort(rank, dim=1, stable=True), persistent=False)  # (N, H*W)
         self.register_buffer("starts", torch.cumsum(counts, 1) - counts, persistent=False)  # (N, 3)
