@@ -14,7 +14,7 @@ from hoirecon.api import fit_clip
 from hoirecon.config import compose, validate
 from hoirecon.data.formats.hoirecon import write_clip
 from hoirecon.data.synth.clip import SynthClipConfig, make_clip
-from hoirecon.errors import DataError
+from hoirecon.errors import ConfigError, DataError
 from hoirecon.registry import register
 from hoirecon.schema import FitConfig
 from hoirecon.systems.fit import build_fit
@@ -122,6 +122,10 @@ def test_fit_clip_returns_outputs_and_resumes(clip_dir, tmp_path):
     assert result.metrics["object/f@10mm[rigid]"] >= 0  # the synthetic clip has ground truth
     with pytest.raises(DataError, match="already holds a run"):
         _fit(clip_dir, run, 2)
+    with pytest.raises(DataError, match="not a run folder"):
+        fit_clip(resume=tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="a run needs a config"):
+        fit_clip()
     resumed = fit_clip(resume=run, **{"trainer.max_steps": 4})
     assert resumed.steps == 4 and resumed.config.trainer.max_steps == 4
 
