@@ -215,6 +215,11 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from hoirecon.utils.progress import progress_bar
 
     base = SynthClipConfig(seed=args.seed, frames=args.frames, resolution=args.resolution)
+    objects = [o.strip() for o in (args.objects or "procedural").split(",") if o.strip()]
+    if args.what != "prior-data":
+        if len(objects) != 1:
+            raise HoireconError(f"--objects: one source for a {args.what} (procedural or library), not {args.objects}")
+        base.objects = objects[0]
     if args.what == "clip":
         from hoirecon.data.synth.commands import synth_clip
 
@@ -239,7 +244,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         return 0
     from hoirecon.data.synth.prior_data import PriorDataConfig, generate, missing_shards
 
-    cfg = PriorDataConfig(seed=args.seed, workers=args.workers)
+    cfg = PriorDataConfig(seed=args.seed, workers=args.workers, objects=objects)
     if args.n is not None:
         cfg.n = args.n
     if args.shard_size is not None:
@@ -330,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--category", help="object category (clip)")
     p.add_argument("--object-mesh", help="use this mesh file (.obj/.ply/.stl) as the object (clip)")
     p.add_argument("--object-size", type=float, default=0.0, help="scale the mesh to this largest side, m (clip)")
+    p.add_argument(
+        "--objects",
+        help="object source: procedural (default) or library, real meshes from pip install -e '.[meshes]' "
+        "(clip); prior-data takes a list, e.g. procedural,library",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--frames", type=int, default=24, help="frames per clip (clip, split)")
     p.add_argument("--resolution", type=int, default=128, help="image side in pixels (clip, split)")

@@ -25,7 +25,11 @@ PACKAGES = (
     "trimesh",
     "scikit-image",
     "roma",
+    "libigl",
 )
+
+#: The packages whose meshes the mesh library draws (``hoirecon.data.synth.library``; extra ``meshes``).
+MESH_PACKAGES = ("robosuite", "metaworld", "gymnasium_robotics", "pybullet_data")
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 
@@ -81,6 +85,15 @@ def report() -> list[tuple[str, str]]:
             ),
         ),
     ]
+    found = [name for name in MESH_PACKAGES if importlib.util.find_spec(name) is not None]
+    missing = [name for name in MESH_PACKAGES if name not in found]
+    rows.append(
+        (
+            "mesh library",
+            (", ".join(found) or "no packages")
+            + (f"; missing {', '.join(missing)} (pip install -e '.[meshes]')" if missing else ""),
+        )
+    )
     hand = sorted(ASSETS_DIR.glob("*RIGHT*.npz"))
     rows.append(("built-in hand", str(hand[0]) if hand else "not built yet"))
     prior = sorted(ASSETS_DIR.glob("prior*.safetensors"))

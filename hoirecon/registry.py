@@ -60,6 +60,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "hoirecon.data.formats.folder",
     "hoirecon.data.formats.hoi4d",
     "hoirecon.data.synth.objects",
+    "hoirecon.data.synth.mesh_objects",
+    "hoirecon.data.synth.library",
     "hoirecon.init.provided",
     "hoirecon.init.frankmocap",
 )

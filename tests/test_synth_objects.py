@@ -8,7 +8,6 @@ import torch
 import trimesh
 
 from hoirecon.categories import KNOWN_CATEGORIES
-from hoirecon.errors import DataError
 from hoirecon.registry import REGISTRY, build
 
 # largest bounding-box side, metres
@@ -70,38 +69,3 @@ def test_config_ranges_are_used():
     obj = build("object_generator", {"type": "ball", "radius": [0.04, 0.04]}).generate(seed=9)
     assert obj.mesh.extents.max() == pytest.approx(0.08, abs=0.003)
     assert obj.mesh.volume == pytest.approx(4 / 3 * np.pi * 0.04**3, rel=0.03)
-
-
-def test_mesh_generator_scales_user_meshes(tmp_path):
-    path = tmp_path / "thing.stl"
-    trimesh.creation.box((10.0, 20.0, 40.0)).export(path)
-    obj = build("object_generator", {"type": "mesh", "path": str(path), "size": 0.2, "category": "box"}).generate(0)
-    np.testing.assert_allclose(obj.mesh.extents, [0.05, 0.1, 0.2], atol=1e-9)
-    assert obj.sdf(torch.zeros(1, 3, dtype=torch.float64)).item() == pytest.approx(-0.025, abs=1e-6)
-    obj = build("object_generator", {"type": "mesh", "path": str(path), "scale": 0.001}).generate(0)
-    np.testing.assert_allclose(obj.mesh.extents, [0.01, 0.02, 0.04], atol=1e-9)
-
-
-def test_mesh_generator_errors(tmp_path):
-    with pytest.raises(DataError, match="missing.obj: mesh file not found"):
-        build("object_generator", {"type": "mesh", "path": str(tmp_path / "missing.obj")}).generate(0)
-    open_mesh = trimesh.creation.box((1, 1, 1))
-    open_mesh.update_faces(np.arange(len(open_mesh.faces) - 1))
-    open_mesh.export(tmp_path / "open.obj")
-    with pytest.raises(DataError, match="open.obj: mesh is not watertight"):
-        build("object_generator", {"type": "mesh", "path": str(tmp_path / "open.obj")}).generate(0)
-    (tmp_path / "bad.obj").write_text("v 1 2\nf 1 2 9\n")
-    with pytest.raises(DataError, match="bad.obj"):
-        build("object_generator", {"type": "mesh", "path": str(tmp_path / "bad.obj")}).generate(0)
-
-
-def test_mesh_sdf_matches_trimesh_exact_signed_distance():
-    from hoirecon.geometry.mesh_sdf import mesh_sdf
-
-    mesh = build("object_generator", "mug").generate(seed=0).mesh
-    points = np.random.default_rng(0).uniform(-0.08, 0.08, (400, 3))
-    exact = -trimesh.proximity.signed_distance(mesh, points)  # trimesh: positive inside
-    ours = mesh_sdf(mesh)(torch.from_numpy(points)).numpy()
-    far = np.abs(exact) > 0.002
-    assert (np.sign(ours[far]) == np.sign(exact[far])).mean() > 0.99
-    assert np.percentile(np.abs(np.abs(ours) - np.abs(exact)), 95) < 1e-3

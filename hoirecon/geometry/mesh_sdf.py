@@ -1,7 +1,12 @@
-"""Signed distance to a watertight triangle mesh (negative inside), approximate but fast.
+"""Signed distance to any triangle mesh (negative inside): open, multi-part or non-manifold ones too.
 
-Shared by the synthetic objects (a user's mesh as an object_generator, grasp search) and the contact
-metrics (fitted hands against the fitted mesh), so it sits here, below both.
+The magnitude is the exact distance to the nearest triangle (libigl's AABB tree); the sign comes
+from the generalised winding number (Jacobson et al. 2013; libigl's fast winding number, Barill et
+al. 2018): a point is inside where the surface winds around it more than half way, |w| > 0.5. For a
+closed mesh that is the ordinary inside; for an open one it is the region the surface nearly
+encloses (docs/synth.md, "Meshes that are not closed"). Taking |w| makes a mesh whose faces all
+point inwards work too. Shared by the synthetic objects (grasp search, a user's mesh) and the
+contact metrics (fitted hands against the fitted mesh), so it sits here, below both.
 """
 
 from __future__ import annotations
@@ -16,27 +21,44 @@ import trimesh
 SDF = Callable[[torch.Tensor], torch.Tensor]
 
 
-def mesh_sdf(mesh: trimesh.Trimesh, seed: int = 0, samples: int = 20000, candidates: int = 8) -> SDF:
-    """Signed distance to a watertight mesh, fast enough for grasp search (negative inside).
+class MeshSDF:
+    """``MeshSDF(mesh)(points (N, 3)) -> (N,)`` signed distances in the points' dtype and device.
 
-    trimesh's exact ``signed_distance`` takes seconds for the ~10^5 queries a grasp needs. Here a
-    KD-tree over surface samples picks ``candidates`` nearby triangles per query, the exact distance
-    to those triangles is the magnitude, and the sample normals near the query vote for the sign.
+    Exact distances, winding-number signs; the AABB tree is built once, here.
     """
-    from scipy.spatial import cKDTree
 
-    points, face_index = trimesh.sample.sample_surface(mesh, samples, seed=seed)
-    normals = mesh.face_normals[face_index]
-    tree = cKDTree(points)
-    triangles = mesh.triangles
+    def __init__(self, mesh: trimesh.Trimesh):
+        import igl
 
-    def sdf(p: torch.Tensor) -> torch.Tensor:
-        q = p.detach().cpu().numpy().astype(np.float64)
-        _, nearest = tree.query(q, k=candidates)  # (N, k)
-        tri = triangles[face_index[nearest].reshape(-1)]
-        closest = trimesh.triangles.closest_point(tri, np.repeat(q, candidates, axis=0)).reshape(len(q), candidates, 3)
-        distance = np.linalg.norm(closest - q[:, None], axis=-1).min(axis=1)
-        votes = np.einsum("nkc,nkc->n", q[:, None] - points[nearest], normals[nearest])
-        return torch.from_numpy(np.where(votes < 0, -distance, distance)).to(p.dtype)
+        self.vertices = np.ascontiguousarray(mesh.vertices, dtype=np.float64)
+        self.faces = np.ascontiguousarray(mesh.faces, dtype=np.int64)
+        if len(self.faces) == 0:
+            raise ValueError("MeshSDF needs a mesh with triangles")
+        self._tree = igl.AABB()
+        self._tree.init(self.vertices, self.faces)
 
-    return sdf
+    def winding_number(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) float64 -> (N,) generalised winding numbers (1 inside a closed outward mesh, 0 outside)."""
+        import igl
+
+        return igl.fast_winding_number(self.vertices, self.faces, np.ascontiguousarray(points, dtype=np.float64))
+
+    def distance(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) float64 -> (N,) unsigned distance to the nearest triangle."""
+        squared, _, _ = self._tree.squared_distance(
+            self.vertices, self.faces, np.ascontiguousarray(points, dtype=np.float64)
+        )
+        return np.sqrt(np.maximum(squared, 0.0))
+
+    def __call__(self, p: torch.Tensor) -> torch.Tensor:
+        q = p.detach().reshape(-1, 3).cpu().numpy().astype(np.float64)
+        if len(q) == 0:
+            return p.new_zeros(p.shape[:-1])
+        inside = np.abs(self.winding_number(q)) > 0.5
+        signed = np.where(inside, -self.distance(q), self.distance(q))
+        return torch.from_numpy(signed).to(dtype=p.dtype, device=p.device).reshape(p.shape[:-1])
+
+
+def mesh_sdf(mesh: trimesh.Trimesh) -> MeshSDF:
+    """The signed distance function of ``mesh`` (see ``MeshSDF``)."""
+    return MeshSDF(mesh)

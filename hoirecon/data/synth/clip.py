@@ -23,6 +23,7 @@ from hoirecon.data.clip import Clip, ClipGT, HandParams
 from hoirecon.data.synth.grasp import Grasp, GraspConfig, GraspSynthesizer
 from hoirecon.data.synth.objects import SynthObject
 from hoirecon.data.synth.scene import compose_rgb, noise_background, render_mesh, simplified, visible_masks
+from hoirecon.errors import DataError
 from hoirecon.geometry.camera import look_at
 from hoirecon.geometry.transforms import make_transform, transform_points
 from hoirecon.registry import build
@@ -58,7 +59,10 @@ class SynthClipConfig:
     #: Focal length in units of the image width.
     focal: float = 1.6
     fps: float = 30.0
-    #: Path of a mesh file (category ``mesh``): the object is read from it instead of generated.
+    #: Where the object comes from: "procedural" (the category's generator) or "library" (a real mesh
+    #: of the category from the mesh library, ``hoirecon.data.synth.library``).
+    objects: str = "procedural"
+    #: Path of a mesh file (generator ``mesh``): the object is read from it instead (may be open).
     object_mesh: str = ""
     object_size: float = 0.0
     noise: InitNoise = field(default_factory=InitNoise)
@@ -163,25 +167,34 @@ def render_clip(
         K=K.numpy().astype(np.float32),
         category=obj.category,
         fps=cfg.fps,
-        source=f"hoirecon synth clip --category {obj.category} --seed {cfg.seed}",
+        source=f"hoirecon synth clip --category {obj.category} --seed {cfg.seed}"
+        + (f" (object: {obj.source})" if obj.source != "procedural" else ""),
         T_cam_from_hand=T_init.astype(np.float32),
         hands=HandParams(pose_init, betas_init, zeros_n, zeros_n),
         gt=gt,
     )
 
 
+OBJECT_SOURCES = ("procedural", "library")
+
+
 def make_object(cfg: SynthClipConfig) -> SynthObject:
-    """The clip's object: generated for its category and seed, or read from ``object_mesh``."""
+    """The clip's object: read from ``object_mesh``, or drawn for its category and seed from ``objects``."""
     if cfg.object_mesh:
         spec = {"type": "mesh", "path": cfg.object_mesh, "size": cfg.object_size, "category": cfg.category}
-        return build("object_generator", spec).generate(cfg.seed)
-    return build("object_generator", cfg.category).generate(cfg.seed)
+    elif cfg.objects == "library":
+        spec = {"type": "library", "category": cfg.category}
+    elif cfg.objects == "procedural":
+        spec = cfg.category
+    else:
+        raise DataError(f"objects: unknown object source '{cfg.objects}' (sources: {', '.join(OBJECT_SOURCES)})")
+    return build("object_generator", spec).generate(cfg.seed)
 
 
-def make_clip(cfg: SynthClipConfig, hand_model=None) -> Clip:
-    """Generate the object, grasp it and render the clip; the same config gives the same clip."""
+def make_clip(cfg: SynthClipConfig, hand_model=None, obj: SynthObject | None = None) -> Clip:
+    """Generate the object (unless given), grasp it and render the clip; the same config gives the same clip."""
     hand_model = hand_model or build("hand_model", "mano")
-    obj = make_object(cfg)
+    obj = obj or make_object(cfg)
     grasp = GraspSynthesizer(hand_model, cfg.grasp).synthesize(obj, cfg.seed)
     rng = np.random.default_rng([cfg.seed, zlib.crc32(obj.category.encode())])
     return render_clip(obj, grasp, hand_model, cfg, rng)

@@ -3,34 +3,36 @@
 Each generator draws its proportions from ranges in its Config and returns a ``SynthObject``: an
 analytic signed distance function (used for grasp contact and penetration tests) and its watertight
 marching-cubes mesh. Object frame: origin at the centre of the bounding box, +z up (the axis of
-revolution of round objects). ``mesh`` wraps a user's mesh file instead.
+revolution of round objects). Objects from mesh files (a user's, or the mesh library) are in
+``mesh_objects`` and ``library``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 import trimesh
 
 from hoirecon.data.synth import shapes as S
-from hoirecon.errors import DataError
-from hoirecon.geometry.mesh_sdf import SDF, mesh_sdf
+from hoirecon.geometry.mesh_sdf import SDF
 from hoirecon.registry import register
 from hoirecon.sdf.mesh import extract_mesh
 
 
 @dataclass
 class SynthObject:
-    """A generated object: ``sdf`` maps (N, 3) metres to (N,) signed distances; ``mesh`` is watertight."""
+    """A generated object: ``sdf`` maps (N, 3) metres to (N,) signed distances (negative inside);
+    ``mesh`` is its surface (closed for procedural objects, as given for mesh files)."""
 
     category: str
     sdf: SDF
     mesh: trimesh.Trimesh
     params: dict[str, float] = field(default_factory=dict)
+    #: Where it came from: "procedural", or the mesh file(s) it was made of.
+    source: str = "procedural"
     #: (3,) where the generator's own design frame origin sits in the object frame (the box centre moved).
     design_origin: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
@@ -426,37 +428,3 @@ class Ball:
         c, d = self.cfg, _Draw(seed)
         r = d("radius", c.radius)
         return _make("ball", lambda p: S.sphere(p, r), np.array([r, r, r]) + 0.003, c.voxel, d.params)
-
-
-@register("object_generator", "mesh")
-class MeshObject:
-    """A user's mesh file (.obj/.ply/.stl/.glb), centred, scaled by ``scale`` or to ``size``."""
-
-    @dataclass
-    class Config:
-        path: str = ""
-        #: Multiply coordinates by this (e.g. 0.001 for millimetres).
-        scale: float = 1.0
-        #: If > 0, scale so the largest bounding-box side is this many metres (overrides scale).
-        size: float = 0.0
-        category: str = "object"
-
-    def __init__(self, cfg: Config):
-        self.cfg = cfg
-
-    def generate(self, seed: int) -> SynthObject:
-        path = Path(self.cfg.path)
-        if not path.is_file():
-            raise DataError(f"{path}: mesh file not found")
-        try:
-            mesh = trimesh.load(path, force="mesh")
-        except Exception as exc:  # noqa: BLE001 - any parser failure is the file's problem
-            raise DataError(f"{path}: unreadable mesh ({type(exc).__name__}: {exc})") from None
-        if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-            raise DataError(f"{path}: no triangles in the mesh")
-        if not mesh.is_watertight:
-            raise DataError(f"{path}: mesh is not watertight; grasps and ground truth need a closed surface")
-        mesh.apply_translation(-(mesh.bounds[0] + mesh.bounds[1]) / 2)
-        scale = self.cfg.size / max(mesh.extents) if self.cfg.size > 0 else self.cfg.scale
-        mesh.apply_scale(scale)
-        return SynthObject(self.cfg.category, mesh_sdf(mesh, seed), mesh, {"scale": float(scale)})

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from hoirecon.data.prior_shards import shard_path, write_index, write_shard
+from hoirecon.errors import DataError
 from hoirecon.priors.channels import hand_channels, object_channels, reference_depth
 from hoirecon.priors.novel_view import random_novel_view
 from hoirecon.runtime import configure_cpu
@@ -35,6 +36,9 @@ class PriorDataConfig:
     resolutions: list[int] = field(default_factory=lambda: [32, 64])
     shard_size: int = 500
     categories: list[str] = field(default_factory=lambda: list(PRIOR_CATEGORIES))
+    #: Where objects come from, equally likely per object: "procedural" (a generator of ``categories``)
+    #: and/or "library" (a real mesh of any library category, ``hoirecon.data.synth.library``).
+    objects: list[str] = field(default_factory=lambda: ["procedural"])
     grasps_per_object: int = 4
     views_per_grasp: int = 8
     #: Camera distance from the hand origin, metres (uniform in this range).
@@ -102,8 +106,13 @@ def make_shard(cfg: PriorDataConfig, index: int, out: Path) -> int:
     targets = {r: [] for r in cfg.resolutions}
     labels: list[str] = []
     while len(labels) < count:
-        category = cfg.categories[int(rng.integers(len(cfg.categories)))]
-        obj = build("object_generator", category).generate(int(rng.integers(2**31)))
+        source = cfg.objects[int(rng.integers(len(cfg.objects)))] if len(cfg.objects) > 1 else cfg.objects[0]
+        if source == "library":
+            obj = build("object_generator", "library").generate(int(rng.integers(2**31)))
+        else:
+            category = cfg.categories[int(rng.integers(len(cfg.categories)))]
+            obj = build("object_generator", category).generate(int(rng.integers(2**31)))
+        category = obj.category
         obj_verts, obj_faces = simplified(obj.mesh, max_faces=3000)
         for _ in range(cfg.grasps_per_object):
             grasp = grasps.synthesize(obj, int(rng.integers(2**31)))
@@ -135,6 +144,20 @@ def _make_shard_star(args: tuple) -> int:
     return make_shard(*args)
 
 
+def check_objects(objects: list[str]) -> None:
+    """Refuse unknown object sources, and the library without its packages, before any worker starts."""
+    from hoirecon.data.synth.clip import OBJECT_SOURCES
+    from hoirecon.registry import build
+
+    unknown = [o for o in objects if o not in OBJECT_SOURCES]
+    if unknown or not objects:
+        raise DataError(
+            f"objects: unknown object source(s) {unknown or objects} (sources: {', '.join(OBJECT_SOURCES)})"
+        )
+    if "library" in objects:
+        build("object_generator", "library").candidates()
+
+
 def missing_shards(cfg: PriorDataConfig, out: Path) -> list[int]:
     """Shards not yet written at every resolution (what a resumed run still has to make)."""
     return [
@@ -146,6 +169,7 @@ def missing_shards(cfg: PriorDataConfig, out: Path) -> list[int]:
 
 def generate(cfg: PriorDataConfig, out: str | Path, progress: Callable[[int], None] | None = None) -> dict[int, dict]:
     """Write every missing shard (in ``cfg.workers`` processes) and the index of each resolution folder."""
+    check_objects(cfg.objects)
     out = Path(out)
     todo = missing_shards(cfg, out)
     jobs = [(cfg, i, out) for i in todo]

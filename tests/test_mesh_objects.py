@@ -1,0 +1,209 @@
+"""Objects from mesh files, open or closed: winding-number signs, clear refusals, the mesh library."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from hoirecon.cli import main
+from hoirecon.data.synth.library import LIBRARY, SHAPE_CATEGORY, SIZES, LibraryMesh, Part, library_index, package_root
+from hoirecon.data.synth.mesh_objects import RESERVED_EVALUATION_MESHES, is_reserved
+from hoirecon.errors import DataError
+from hoirecon.geometry.mesh_sdf import MeshSDF
+from hoirecon.registry import build
+
+# a thin open cup: wall 3 mm (radius 37-40 mm), 100 mm tall, no rim (open at the top), and a
+# 5 mm bottom disc that is a separate, overlapping part (as in Meta-World's cup.stl)
+R_IN, R_OUT, HEIGHT, BASE = 0.037, 0.040, 0.100, 0.005
+
+
+def open_cup() -> trimesh.Trimesh:
+    wall = trimesh.creation.annulus(r_min=R_IN, r_max=R_OUT, height=HEIGHT, sections=96)
+    rim = (wall.face_normals[:, 2] > 0.99) & (wall.triangles_center[:, 2] > HEIGHT / 2 - 1e-9)
+    wall.update_faces(~rim)
+    disc = trimesh.creation.cylinder(radius=R_OUT, height=BASE, sections=96)
+    disc.apply_translation([0, 0, -HEIGHT / 2 + BASE / 2])
+    cup = trimesh.util.concatenate([wall, disc])
+    assert not cup.is_watertight
+    return cup
+
+
+def test_open_cup_signs_wall_inside_cavity_and_outside_outside():
+    sdf = MeshSDF(open_cup())
+    points = torch.tensor(
+        [
+            [(R_IN + R_OUT) / 2, 0.0, 0.0],  # in the wall
+            [0.0, (R_IN + R_OUT) / 2, 0.03],  # in the wall, near the open rim
+            [0.0, 0.0, 0.0],  # in the cavity
+            [0.0, 0.0, HEIGHT / 2 - 0.002],  # in the cavity's mouth
+            [0.06, 0.0, 0.0],  # beside the cup
+            [0.0, 0.0, -HEIGHT / 2 + BASE / 2],  # in the bottom disc
+        ],
+        dtype=torch.float64,
+    )
+    d = sdf(points).numpy()
+    # hand-computed: half the wall; nearest is the rim edge 2 mm above; the inner wall; the wall's
+    # top inner edge 2 mm up and 37 mm out; 20 mm to the outer wall; half the disc
+    np.testing.assert_allclose(
+        d,
+        [-0.0015, -0.0015, R_IN, np.hypot(R_IN, 0.002), 0.06 - R_OUT, -BASE / 2],
+        atol=2e-4,  # the 96-gon's flats are 0.05 mm inside the circle
+    )
+
+
+def test_signs_do_not_depend_on_face_orientation():
+    cup = open_cup()
+    flipped = trimesh.Trimesh(cup.vertices, cup.faces[:, ::-1], process=False)
+    points = torch.from_numpy(np.random.default_rng(0).uniform(-0.06, 0.06, (2000, 3)))
+    np.testing.assert_allclose(MeshSDF(cup)(points).numpy(), MeshSDF(flipped)(points).numpy())
+
+
+def test_mesh_sdf_matches_trimesh_exact_signed_distance():
+    mesh = build("object_generator", "mug").generate(seed=0).mesh
+    points = np.random.default_rng(0).uniform(-0.08, 0.08, (400, 3))
+    exact = -trimesh.proximity.signed_distance(mesh, points)  # trimesh: positive inside
+    ours = MeshSDF(mesh)(torch.from_numpy(points)).numpy()
+    np.testing.assert_allclose(np.abs(ours), np.abs(exact), atol=1e-5)  # trimesh prunes candidates
+    assert (np.sign(ours) == np.sign(exact))[np.abs(exact) > 1e-4].all()
+
+
+def test_sign_of_an_extracted_largest_component():
+    """The fit's export path (marching cubes, largest component): a sphere's centre is inside."""
+    from hoirecon.sdf.mesh import extract_mesh
+
+    def two_spheres(p: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(p.norm(dim=-1) - 0.05, (p - p.new_tensor([0.08, 0, 0])).norm(dim=-1) - 0.01)
+
+    mesh = extract_mesh(two_spheres, 0.1, resolution=64, largest_component=True)
+    d = MeshSDF(mesh)(torch.tensor([[0.0, 0, 0], [0.0, 0, 0.07]])).numpy()
+    np.testing.assert_allclose(d, [-0.05, 0.02], atol=1.5e-3)
+
+
+def test_user_mesh_is_scaled(tmp_path):
+    path = tmp_path / "thing.stl"
+    trimesh.creation.box((10.0, 20.0, 40.0)).export(path)
+    obj = build("object_generator", {"type": "mesh", "path": str(path), "size": 0.2, "category": "box"}).generate(0)
+    np.testing.assert_allclose(obj.mesh.extents, [0.05, 0.1, 0.2], atol=1e-9)
+    assert obj.sdf(torch.zeros(1, 3, dtype=torch.float64)).item() == pytest.approx(-0.025, abs=1e-9)
+    assert obj.params["scale"] == pytest.approx(0.005) and obj.source == str(path)
+    obj = build("object_generator", {"type": "mesh", "path": str(path), "scale": 0.001}).generate(0)
+    np.testing.assert_allclose(obj.mesh.extents, [0.01, 0.02, 0.04], atol=1e-9)
+
+
+def _generate(path, **cfg):
+    return build("object_generator", {"type": "mesh", "path": str(path), **cfg}).generate(0)
+
+
+def test_open_and_multipart_meshes_are_accepted(tmp_path):
+    box = trimesh.creation.box((0.1, 0.1, 0.1))
+    box.update_faces(np.arange(len(box.faces) - 1))  # one triangle missing
+    box.export(tmp_path / "open.obj")
+    obj = _generate(tmp_path / "open.obj")
+    assert obj.sdf(torch.zeros(1, 3)).item() == pytest.approx(-0.05, abs=1e-6)
+    open_cup().export(tmp_path / "cup.ply")
+    assert _generate(tmp_path / "cup.ply").mesh.extents.max() == pytest.approx(HEIGHT)
+
+
+def test_bad_meshes_are_refused_in_one_line(tmp_path):
+    with pytest.raises(DataError, match="missing.obj: mesh file not found"):
+        _generate(tmp_path / "missing.obj")
+    (tmp_path / "bad.obj").write_text("v 1 2\nf 1 2 9\n")
+    with pytest.raises(DataError, match="bad.obj"):
+        _generate(tmp_path / "bad.obj")
+    (tmp_path / "points.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\n")
+    with pytest.raises(DataError, match="points.obj: no triangles"):
+        _generate(tmp_path / "points.obj")
+    (tmp_path / "nan.obj").write_text("v 0 0 0\nv 0.1 0 0\nv 0 0.1 0\nv nan 0 0.1\nf 1 2 3\nf 1 2 4\n")
+    with pytest.raises(DataError, match="nan.obj: 1 of 4 vertices are NaN or infinite"):
+        _generate(tmp_path / "nan.obj")
+    trimesh.creation.box((0.1, 0.1, 0.1)).export(tmp_path / "flat.obj")
+    sheet = trimesh.Trimesh([[0, 0, 0], [0.1, 0, 0], [0.1, 0.1, 0], [0, 0.1, 0]], [[0, 1, 2], [0, 2, 3]])
+    sheet.export(tmp_path / "sheet.obj")
+    with pytest.raises(DataError, match="sheet.obj: the surface encloses no volume"):
+        _generate(tmp_path / "sheet.obj")
+    trimesh.creation.icosphere(radius=50.0).export(tmp_path / "huge.obj")
+    with pytest.raises(DataError, match=r"huge.obj: the object is 100 m across.*--object-size"):
+        _generate(tmp_path / "huge.obj")
+    assert _generate(tmp_path / "huge.obj", size=0.08).mesh.extents.max() == pytest.approx(0.08)
+
+
+def test_synth_clip_of_an_open_mesh_is_valid(tmp_path):
+    from hoirecon.data.check import check
+
+    open_cup().apply_scale(1000).export(tmp_path / "scan.obj")  # millimetres, as scanners write
+    code = main(
+        ["synth", "clip", "--object-mesh", str(tmp_path / "scan.obj"), "--object-size", "0.1",
+         "--frames", "2", "--resolution", "32", "--out", str(tmp_path / "clip")]
+    )  # fmt: skip
+    assert code == 0
+    ok, lines = check(tmp_path / "clip")
+    assert ok, lines
+    assert trimesh.load(tmp_path / "clip/gt/object.obj", force="mesh").extents.max() == pytest.approx(0.1, rel=1e-4)
+
+
+# --- the mesh library (the meshes extra is installed by `make test`) -------------------------------
+
+
+def test_library_has_every_named_mesh_and_the_random_shapes():
+    index = library_index()
+    assert {e.name for e in LIBRARY} <= {e.name for e in index}
+    assert sum(e.category == SHAPE_CATEGORY for e in index) == 1000
+    assert {"mug", "cup", "bottle", "kettle"} <= {e.category for e in index}
+
+
+def test_reserved_evaluation_meshes_are_never_drawn(monkeypatch):
+    import hoirecon.data.synth.library as library
+
+    root = package_root("pybullet_data")
+    reserved = [p for p in root.rglob("*") if p.is_file() and is_reserved(p)]
+    names = {p.name for p in reserved}
+    assert {"mug.obj", "bunny.obj", "duck.obj"} <= names and any(n.startswith("teddy") for n in names)
+    assert not is_reserved(root / "random_urdfs/000/000.obj") and not is_reserved("/scans/mug.obj")
+    assert not any(is_reserved(package_root(e.package) / p.path) for e in library_index() for p in e.parts)
+    # an entry pointing at one is dropped from the index
+    sneaky = LibraryMesh("pybullet_data/mug", "mug", "pybullet_data", (Part("objects/mug.obj"),))
+    monkeypatch.setattr(library, "LIBRARY", (*LIBRARY, sneaky))
+    library.library_index.cache_clear()
+    try:
+        assert sneaky not in library.library_index()
+    finally:
+        library.library_index.cache_clear()
+    assert RESERVED_EVALUATION_MESHES  # the list the docs point to
+
+
+@pytest.mark.parametrize("category", ["mug", "cup", "kettle", "bottle"])
+def test_library_objects_are_hand_sized_and_seeded(category):
+    gen = build("object_generator", {"type": "library", "category": category})
+    a, b, c = gen.generate(1), gen.generate(1), gen.generate(2)
+    low, high = SIZES[category]
+    assert a.category == category and low - 1e-9 <= a.extent.max() <= high + 1e-9
+    np.testing.assert_array_equal(a.mesh.vertices, b.mesh.vertices)
+    assert not np.allclose(a.extent, c.extent)
+    assert a.sdf(torch.zeros(1, 3, dtype=torch.float64)).item() != 0
+
+
+def test_library_open_cup_has_an_outside_cavity():
+    obj = build("object_generator", {"type": "library", "category": "cup"}).generate(0)
+    assert not obj.mesh.is_watertight and "cup.stl" in obj.source
+    top = obj.mesh.bounds[1][2]
+    wall = obj.mesh.vertices[np.argmax(obj.mesh.vertices[:, 0])]  # the outermost wall point
+    d = obj.sdf(torch.tensor([[0, 0, top * 0.3], [0, 0, top + 0.02], wall - [0.0015, 0, 0]])).numpy()
+    assert d[0] > 0.01 and d[1] > 0.01 and d[2] < 0  # cavity and above it: outside; in the wall: inside
+
+
+def test_library_errors():
+    with pytest.raises(DataError, match="no 'teapot' meshes.*library categories: bottle"):
+        build("object_generator", {"type": "library", "category": "teapot"}).generate(0)
+
+
+def test_split_preset_with_real_meshes():
+    from hoirecon.data.synth.clip import SynthClipConfig
+    from hoirecon.data.synth.commands import split_configs
+
+    configs = split_configs("hoi4d-real", SynthClipConfig())
+    library = {name for name, cfg in configs.items() if cfg.objects == "library"}
+    assert library == {"mug1", "mug2", "bottle1", "bottle2", "kettle1", "kettle2", "cup1", "cup2"}
+    assert {cfg.category for cfg in configs.values()} >= {"bowl", "knife", "toycar"}
+    assert all(cfg.objects == "library" for cfg in split_configs("narrow", SynthClipConfig(objects="library")).values())
