@@ -207,3 +207,56 @@ def test_split_preset_with_real_meshes():
     assert library == {"mug1", "mug2", "bottle1", "bottle2", "kettle1", "kettle2", "cup1", "cup2"}
     assert {cfg.category for cfg in configs.values()} >= {"bowl", "knife", "toycar"}
     assert all(cfg.objects == "library" for cfg in split_configs("narrow", SynthClipConfig(objects="library")).values())
+
+
+def test_grasp_of_an_open_library_cup_touches_without_penetrating():
+    import igl
+
+    from hoirecon.data.synth.grasp import GraspConfig, GraspSynthesizer
+
+    hand = build("hand_model", "mano")
+    obj = build("object_generator", {"type": "library", "category": "cup"}).generate(3)
+    cfg = GraspConfig()
+    grasp = GraspSynthesizer(hand, cfg).synthesize(obj, seed=1)
+    assert grasp.plausible and "palm" in grasp.touching
+    # checked with libigl's own signed distance (positive outside), not the grasp's SDF
+    verts = trimesh.transform_points(grasp.hand_vertices(hand).numpy(), np.linalg.inv(grasp.T_hand_from_obj))
+    kind = igl.SignedDistanceType.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER
+    d, _, _, _ = igl.signed_distance(verts.astype(np.float64), obj.mesh.vertices, obj.mesh.faces.astype(np.int64), kind)
+    assert -d.min() * 1000 <= cfg.max_penetration_mm + 0.1
+    assert (np.abs(d) * 1000 < cfg.contact_mm + 0.5).sum() >= 10
+
+
+@pytest.mark.slow
+def test_prior_data_draws_library_meshes(tmp_path):
+    from hoirecon.data.synth.library import library_categories
+    from hoirecon.data.synth.prior_data import PRIOR_CATEGORIES, PriorDataConfig, generate
+
+    cfg = PriorDataConfig(
+        n=6,
+        shard_size=6,
+        resolutions=[16],
+        workers=1,
+        objects=["library"],
+        grasps_per_object=1,
+        views_per_grasp=1,
+        seed=1,
+    )
+    generate(cfg, tmp_path)
+    with np.load(tmp_path / "r16" / "shard_00000.npz") as data:
+        categories = set(data["category"])
+    assert categories <= set(library_categories()) and categories - set(PRIOR_CATEGORIES)
+    with pytest.raises(DataError, match="unknown object source"):
+        generate(PriorDataConfig(n=1, objects=["procedural", "scans"]), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_synth_clip_from_the_library_on_the_command_line(tmp_path, capsys):
+    args = ["synth", "clip", "--category", "kettle", "--frames", "2", "--resolution", "32"]
+    assert main([*args, "--objects", "library", "--out", str(tmp_path / "k")]) == 0
+    meta = (tmp_path / "k" / "meta.yaml").read_text()
+    assert "gymnasium_robotics/kettle" in meta
+    assert main([*args, "--objects", "library,procedural", "--out", str(tmp_path / "j")]) == 1
+    assert "--objects: one source" in capsys.readouterr().err
+    assert main(["synth", "prior-data", "--n", "1", "--objects", "scans", "--out", str(tmp_path / "p")]) == 1
+    assert "unknown object source" in capsys.readouterr().err

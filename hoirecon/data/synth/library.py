@@ -55,13 +55,15 @@ SHAPE_CATEGORY = "shape"
 
 @dataclass(frozen=True)
 class Part:
-    """One mesh file of an object, relative to its package, placed at ``pos`` after rotating by
-    ``euler`` (x, y, z radians, MuJoCo's default order) and scaling by ``scale``."""
+    """One mesh file of an object, relative to its package (or, with ``capsule`` (radius, half
+    length), a MuJoCo capsule along z), placed at ``pos`` after rotating by ``euler`` (x, y, z
+    radians, MuJoCo's default order) and scaling by ``scale``."""
 
-    path: str
+    path: str = ""
     pos: tuple[float, float, float] = (0.0, 0.0, 0.0)
     euler: tuple[float, float, float] = (0.0, 0.0, 0.0)
     scale: float = 1.0
+    capsule: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,8 @@ _MW = "assets/objects/meshes/"
 _KITCHEN = "envs/assets/kitchen_franka/kitchen_assets/meshes/"
 
 #: The named everyday objects. Positions from metaworld/assets/objects/assets/{mug,thermos}.xml,
-#: gymnasium_robotics .../item_assets/kettle_chain.xml (both meshes share one frame) and
-#: metaworld's hammer (handle along z, head at the handle's end).
+#: gymnasium_robotics .../item_assets/kettle_chain.xml (both meshes share one frame; the handle
+#: stands on two capsules there) and metaworld's hammer (handle along z, head at the handle's end).
 LIBRARY: tuple[LibraryMesh, ...] = (
     LibraryMesh("robosuite/bottle", "bottle", "robosuite", (Part(_RS + "bottle.stl"),)),
     LibraryMesh("robosuite/can", "can", "robosuite", (Part(_RS + "can.stl"),)),
@@ -121,7 +123,12 @@ LIBRARY: tuple[LibraryMesh, ...] = (
         "gymnasium_robotics/kettle",
         "kettle",
         "gymnasium_robotics",
-        (Part(_KITCHEN + "kettle.stl"), Part(_KITCHEN + "kettlehandle.stl")),
+        (
+            Part(_KITCHEN + "kettle.stl"),
+            Part(_KITCHEN + "kettlehandle.stl"),
+            Part(pos=(0.092, 0.0, 0.186), capsule=(0.02, 0.07)),
+            Part(pos=(-0.092, 0.0, 0.185), capsule=(0.02, 0.07)),
+        ),
     ),
 )
 
@@ -154,7 +161,9 @@ def _random_shapes() -> tuple[LibraryMesh, ...]:
 def library_index() -> tuple[LibraryMesh, ...]:
     """Every library mesh whose package is installed (reserved evaluation meshes never among them)."""
     entries = [e for e in LIBRARY if package_root(e.package) is not None] + list(_random_shapes())
-    return tuple(e for e in entries if not any(is_reserved(package_root(e.package) / p.path) for p in e.parts))
+    return tuple(
+        e for e in entries if not any(p.path and is_reserved(package_root(e.package) / p.path) for p in e.parts)
+    )
 
 
 def library_categories() -> list[str]:
@@ -182,7 +191,11 @@ def assembled_mesh(entry: LibraryMesh) -> trimesh.Trimesh:
         )
     parts = []
     for part in entry.parts:
-        mesh = read_mesh(root / part.path)
+        if part.capsule is not None:
+            radius, half = part.capsule
+            mesh = trimesh.creation.capsule(height=2 * half, radius=radius, count=[16, 16])
+        else:
+            mesh = read_mesh(root / part.path)
         parts.append(mesh.apply_transform(part_transform(part)))
     return weld(trimesh.util.concatenate(parts), entry.name)
 
@@ -237,5 +250,5 @@ class LibraryObject:
         size = float(rng.uniform(low, high))
         mesh, scale = prepare_mesh(mesh, entry.name, size=size)
         params = {"size": size, "scale": scale, **{f"aspect_{a}": float(v) for a, v in zip("xyz", aspect)}}
-        source = ";".join(str(package_root(entry.package) / p.path) for p in entry.parts)
+        source = ";".join(str(package_root(entry.package) / p.path) for p in entry.parts if p.path)
         return mesh_object(mesh, entry.category, f"{entry.name} ({source})", params)
