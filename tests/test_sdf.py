@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import trimesh
 
 from hoirecon.errors import ConfigError
 from hoirecon.registry import build
@@ -188,6 +189,12 @@ def test_largest_component():
     one = extract_mesh(two_spheres, 0.15, resolution=64, largest_component=True)
     assert len(both.split(only_watertight=False)) == 2 and len(one.split(only_watertight=False)) == 1
     np.testing.assert_allclose(one.bounds.mean(0), [0.05, 0.0, 0.0], atol=0.005)
+    # the cached face normals follow the winding and point outwards (they once pointed inwards here)
+    for mesh in (both, one):
+        fresh = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).face_normals
+        np.testing.assert_allclose(mesh.face_normals, fresh, atol=1e-9)
+    outward = one.triangles_center - np.array([0.05, 0.0, 0.0])
+    assert (np.einsum("ij,ij->i", one.face_normals, outward) > 0).all()
 
 
 def test_empty_level_set_is_a_clear_error():

@@ -61,7 +61,10 @@ def extract_mesh(
     if largest_component:
         parts = mesh.split(only_watertight=False)
         if len(parts) > 1:
-            mesh = max(parts, key=lambda m: len(m.faces))
+            # a new mesh, not the part itself: split's parts carry cached face normals that point
+            # against their winding once fix_normals has run (every contact sign read them)
+            part = max(parts, key=lambda m: len(m.faces))
+            mesh = trimesh.Trimesh(part.vertices, part.faces, process=False)
     mesh.fix_normals()
     return mesh
 
