@@ -214,6 +214,8 @@ class LibraryObject:
         shapes: bool = True
         #: Sizes (largest side, metres) per category, overriding ``SIZES``.
         sizes: dict[str, list[float]] = field(default_factory=dict)
+        #: Marching-cubes cube side of the object's mesh, metres (0: 1/80 of its size, 1-3 mm).
+        voxel: float = 0.0
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -251,4 +253,4 @@ class LibraryObject:
         mesh, scale = prepare_mesh(mesh, entry.name, size=size)
         params = {"size": size, "scale": scale, **{f"aspect_{a}": float(v) for a, v in zip("xyz", aspect)}}
         source = ";".join(str(package_root(entry.package) / p.path) for p in entry.parts if p.path)
-        return mesh_object(mesh, entry.category, f"{entry.name} ({source})", params)
+        return mesh_object(mesh, entry.category, f"{entry.name} ({source})", params, self.cfg.voxel)

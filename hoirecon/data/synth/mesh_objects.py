@@ -111,13 +111,16 @@ def encloses_volume(sdf: MeshSDF, bounds: np.ndarray, cells: int = 24) -> bool:
     return bool((np.abs(sdf.winding_number(grid)) > 0.5).any())
 
 
-def mesh_object(mesh: trimesh.Trimesh, category: str, source: str, params: dict[str, float]) -> SynthObject:
+def mesh_object(
+    mesh: trimesh.Trimesh, category: str, source: str, params: dict[str, float], voxel: float = 0.0
+) -> SynthObject:
     """A ``SynthObject`` of a prepared mesh: its SDF by winding numbers, and as its mesh that SDF's
-    zero level set (marching cubes at 1/80 of its size, 1-3 mm): one closed outer
+    zero level set (marching cubes with cubes of ``voxel`` metres, by default 1/80 of its size within
+    1-3 mm): one closed outer
     surface, without the faces hidden inside overlapping parts that no camera can see (a kettle's
     base plate under its body), and the surface the grasp was made against."""
     sdf = MeshSDF(mesh)
-    voxel = float(np.clip(mesh.extents.max() / 80, 0.001, 0.003))
+    voxel = voxel or float(np.clip(mesh.extents.max() / 80, 0.001, 0.003))
     surface = mesh_from_sdf(sdf, mesh.bounds[0], mesh.bounds[1], voxel)
     return SynthObject(category, sdf, surface, params, source=source)
 
@@ -134,6 +137,8 @@ class MeshObject:
         #: If > 0, scale so the largest bounding-box side is this many metres (overrides scale).
         size: float = 0.0
         category: str = "object"
+        #: Marching-cubes cube side of the object's mesh, metres (0: 1/80 of its size, 1-3 mm).
+        voxel: float = 0.0
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -141,4 +146,4 @@ class MeshObject:
     def generate(self, seed: int) -> SynthObject:
         path = Path(self.cfg.path)
         mesh, scale = prepare_mesh(read_mesh(path), str(path), self.cfg.scale, self.cfg.size)
-        return mesh_object(mesh, self.cfg.category, str(path), {"scale": float(scale)})
+        return mesh_object(mesh, self.cfg.category, str(path), {"scale": float(scale)}, self.cfg.voxel)
