@@ -216,35 +216,44 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     base = SynthClipConfig(seed=args.seed, frames=args.frames, resolution=args.resolution)
     objects = [o.strip() for o in (args.objects or "procedural").split(",") if o.strip()]
+    meshes = args.object_mesh or []
     if args.what != "prior-data":
         if len(objects) != 1:
             raise HoireconError(f"--objects: one source for a {args.what} (procedural or library), not {args.objects}")
+        if len(meshes) > 1:
+            raise HoireconError(f"--object-mesh: one mesh for a {args.what} (prior-data takes several)")
         base.objects = objects[0]
+        base.object_mesh, base.object_size = (meshes[0] if meshes else ""), args.object_size
+        if meshes and not args.category:
+            base.category = Path(meshes[0]).stem
+        elif args.category:
+            base.category = args.category
     if args.what == "clip":
         from hoirecon.data.synth.commands import synth_clip
 
-        if not args.category and not args.object_mesh:
+        if not args.category and not meshes:
             raise HoireconError("synth clip needs --category (or --object-mesh)", hint="hoirecon synth clip --help")
-        base.category = args.category or Path(args.object_mesh).stem
-        base.object_mesh, base.object_size = args.object_mesh or "", args.object_size
         if args.arc is not None:
             base.arc_degrees = args.arc
         path = synth_clip(base, args.out, overwrite=args.overwrite)
         print(f"wrote {base.frames} frames of a {base.category} (seed {base.seed}) to {path}")
         return 0
     if args.what == "split":
-        from hoirecon.data.synth.commands import SPLITS, synth_split
+        from hoirecon.data.synth.commands import SPLITS, split_configs, synth_split
 
         preset = args.preset or "hoi4d-like"
         if preset not in SPLITS:
             raise HoireconError(f"unknown split preset '{preset}'; presets: {', '.join(SPLITS)}")
-        with progress_bar(len(SPLITS[preset]["clips"]), f"split {preset}") as advance:
+        with progress_bar(len(split_configs(preset, base, args.arc)), f"split {preset}") as advance:
             paths = synth_split(preset, args.out, base, advance, args.arc)
         print(f"{len(paths)} clips in {args.out} (list: {Path(args.out) / 'manifest.txt'})")
         return 0
     from hoirecon.data.synth.prior_data import PriorDataConfig, generate, missing_shards
 
-    cfg = PriorDataConfig(seed=args.seed, workers=args.workers, objects=objects)
+    cfg = PriorDataConfig(seed=args.seed, workers=args.workers, objects=objects, object_meshes=meshes)
+    cfg.object_size, cfg.mesh_category = args.object_size, args.category or ""
+    if meshes and args.objects is None:
+        cfg.objects = ["mesh"]  # --object-mesh alone: only those meshes
     if args.n is not None:
         cfg.n = args.n
     if args.shard_size is not None:
@@ -333,12 +342,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["clip", "split", "prior-data"], help="what to generate")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--category", help="object category (clip)")
-    p.add_argument("--object-mesh", help="use this mesh file (.obj/.ply/.stl) as the object (clip)")
-    p.add_argument("--object-size", type=float, default=0.0, help="scale the mesh to this largest side, m (clip)")
+    p.add_argument(
+        "--object-mesh",
+        nargs="+",
+        metavar="MESH",
+        help="a mesh file (.obj/.ply/.stl/.glb, open ones too) as the object of the clip or of every clip of "
+        "the split; prior-data takes several (object source 'mesh')",
+    )
+    p.add_argument("--object-size", type=float, default=0.0, help="scale the mesh(es) to this largest side, metres")
     p.add_argument(
         "--objects",
         help="object source: procedural (default) or library, real meshes from pip install -e '.[meshes]' "
-        "(clip); prior-data takes a list, e.g. procedural,library",
+        "(clip, split); prior-data takes a list, e.g. procedural,library,mesh (mesh: the --object-mesh files)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--frames", type=int, default=24, help="frames per clip (clip, split)")

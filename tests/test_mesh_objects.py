@@ -267,3 +267,24 @@ def test_synth_clip_from_the_library_on_the_command_line(tmp_path, capsys):
     assert "--objects: one source" in capsys.readouterr().err
     assert main(["synth", "prior-data", "--n", "1", "--objects", "scans", "--out", str(tmp_path / "p")]) == 1
     assert "unknown object source" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_user_meshes_in_splits_and_prior_data(tmp_path, capsys):
+    from hoirecon.data.prior_shards import read_index
+
+    open_cup().export(tmp_path / "scan.obj")
+    common = ["--object-mesh", str(tmp_path / "scan.obj"), "--object-size", "0.1"]
+    split = ["synth", "split", "--preset", "narrow", "--frames", "2", "--resolution", "24", *common]
+    assert main([*split, "--category", "cup", "--out", str(tmp_path / "split")]) == 0
+    assert (tmp_path / "split/manifest.txt").read_text().split() == ["cup1", "cup2"]  # the preset's seeds
+    prior = ["synth", "prior-data", "--n", "3", "--resolutions", "16", "--workers", "1", *common]
+    assert main([*prior, "--out", str(tmp_path / "prior")]) == 0
+    with np.load(tmp_path / "prior/r16/shard_00000.npz") as data:
+        assert set(data["category"]) == {"scan"}
+    assert read_index(tmp_path / "prior/r16")["samples"] == 3
+    reserved = package_root("pybullet_data") / "objects" / "mug.obj"
+    assert main([*prior[:-2], "--object-mesh", str(reserved), "--out", str(tmp_path / "p2")]) == 1
+    assert "mug.obj: reserved for evaluation" in capsys.readouterr().err
+    assert main([*prior, "--objects", "procedural", "--out", str(tmp_path / "p3")]) == 1
+    assert "'mesh' is not among the object sources" in capsys.readouterr().err

@@ -46,11 +46,16 @@ def split_configs(preset: str, base: SynthClipConfig, arc_degrees: float | None 
     """The clip configs of a named split, by clip folder name; ``arc_degrees`` overrides the preset's arc.
 
     Objects come from the library for the preset's library categories, or for all of them when
-    ``base.objects`` is "library".
+    ``base.objects`` is "library". With ``base.object_mesh`` every clip shows that mesh: one clip per
+    seed of the preset, named after ``base.category``.
     """
     if preset not in SPLITS:
         raise DataError(f"unknown split preset '{preset}'; presets: {', '.join(SPLITS)}")
     spec = SPLITS[preset]
+    if base.object_mesh:
+        seeds = dict.fromkeys(seed for _, seed in spec["clips"])
+        arc = arc_degrees or spec["arc_degrees"]
+        return {f"{base.category}{seed}": replace(base, seed=seed, arc_degrees=arc) for seed in seeds}
     library = {c for c, _ in spec["clips"]} if base.objects == "library" else set(spec.get("library", ()))
     return {
         f"{category}{seed}": replace(

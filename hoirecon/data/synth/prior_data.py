@@ -39,6 +39,11 @@ class PriorDataConfig:
     #: Where objects come from, equally likely per object: "procedural" (a generator of ``categories``)
     #: and/or "library" (a real mesh of any library category, ``hoirecon.data.synth.library``).
     objects: list[str] = field(default_factory=lambda: ["procedural"])
+    #: Mesh files of the source "mesh" (a user's scans), drawn uniformly; labelled ``mesh_category``
+    #: (or each file's name) and scaled to ``object_size`` metres (0: as they are).
+    object_meshes: list[str] = field(default_factory=list)
+    object_size: float = 0.0
+    mesh_category: str = ""
     grasps_per_object: int = 4
     views_per_grasp: int = 8
     #: Camera distance from the hand origin, metres (uniform in this range).
@@ -110,6 +115,8 @@ def make_shard(cfg: PriorDataConfig, index: int, out: Path) -> int:
         if source == "library":
             # 3 mm cubes: renders use at most 3000 faces of the mesh anyway
             obj = build("object_generator", {"type": "library", "voxel": 0.003}).generate(int(rng.integers(2**31)))
+        elif source == "mesh":
+            obj = _mesh_object(cfg, cfg.object_meshes[int(rng.integers(len(cfg.object_meshes)))])
         else:
             category = cfg.categories[int(rng.integers(len(cfg.categories)))]
             obj = build("object_generator", category).generate(int(rng.integers(2**31)))
@@ -145,18 +152,38 @@ def _make_shard_star(args: tuple) -> int:
     return make_shard(*args)
 
 
-def check_objects(objects: list[str]) -> None:
-    """Refuse unknown object sources, and the library without its packages, before any worker starts."""
+def check_objects(cfg: PriorDataConfig) -> None:
+    """Refuse unknown object sources, the library without its packages and unusable mesh files,
+    before any worker starts."""
     from hoirecon.data.synth.clip import OBJECT_SOURCES
+    from hoirecon.data.synth.mesh_objects import is_reserved
     from hoirecon.registry import build
 
-    unknown = [o for o in objects if o not in OBJECT_SOURCES]
-    if unknown or not objects:
-        raise DataError(
-            f"objects: unknown object source(s) {unknown or objects} (sources: {', '.join(OBJECT_SOURCES)})"
-        )
-    if "library" in objects:
+    sources = (*OBJECT_SOURCES, "mesh")
+    unknown = [o for o in cfg.objects if o not in sources]
+    if unknown or not cfg.objects:
+        raise DataError(f"objects: unknown object source(s) {unknown or cfg.objects} (sources: {', '.join(sources)})")
+    if "library" in cfg.objects:
         build("object_generator", "library").candidates()
+    if "mesh" in cfg.objects and not cfg.object_meshes:
+        raise DataError("objects: the source 'mesh' needs mesh files (--object-mesh A.obj B.ply ...)")
+    if cfg.object_meshes and "mesh" not in cfg.objects:
+        raise DataError("object_meshes are given but 'mesh' is not among the object sources (--objects ...,mesh)")
+    for path in cfg.object_meshes if "mesh" in cfg.objects else ():
+        if is_reserved(path):
+            raise DataError(f"{path}: reserved for evaluation (docs/synth.md); never train the prior on it")
+        _mesh_object(cfg, path)  # a bad file fails here, in one line
+
+
+def _mesh_object(cfg: PriorDataConfig, path: str):
+    """The object of a user's mesh file, made once per worker (its grasps differ per draw)."""
+    from hoirecon.registry import build
+
+    cache = _WORKER.setdefault("meshes", {})
+    if path not in cache:
+        spec = {"type": "mesh", "path": path, "size": cfg.object_size, "voxel": 0.003}
+        cache[path] = build("object_generator", {**spec, "category": cfg.mesh_category or Path(path).stem}).generate(0)
+    return cache[path]
 
 
 def missing_shards(cfg: PriorDataConfig, out: Path) -> list[int]:
@@ -170,7 +197,7 @@ def missing_shards(cfg: PriorDataConfig, out: Path) -> list[int]:
 
 def generate(cfg: PriorDataConfig, out: str | Path, progress: Callable[[int], None] | None = None) -> dict[int, dict]:
     """Write every missing shard (in ``cfg.workers`` processes) and the index of each resolution folder."""
-    check_objects(cfg.objects)
+    check_objects(cfg)
     out = Path(out)
     todo = missing_shards(cfg, out)
     jobs = [(cfg, i, out) for i in todo]
