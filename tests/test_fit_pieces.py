@@ -17,7 +17,7 @@ from hoirecon.fit.params import HandDeltas, IntrinsicsDeltas, RigidDeltas
 from hoirecon.fit.rays import PixelSampler
 from hoirecon.geometry.camera import project
 from hoirecon.geometry.transforms import transform_from_rotvec, transform_points
-from hoirecon.priors.novel_view import random_novel_view
+from hoirecon.priors.novel_view import box_corners, framed_novel_view
 from hoirecon.render.composite import composite_labels
 
 
@@ -112,11 +112,17 @@ def test_mask_contour():
     assert (2.0 + 1, 1.0 + 1) not in {tuple(p) for p in contour.tolist()}
 
 
-def test_novel_view_looks_at_the_hand_origin():
+def test_novel_view_frames_the_hand_and_object():
     gen = torch.Generator().manual_seed(3)
-    T, K = random_novel_view(0.5, 60.0, 32, gen)
+    points = torch.tensor([[0.0, 0.0, 0.0], [0.2, 0.0, 0.0], [0.1, 0.05, 0.0], [0.1, -0.05, 0.0]])
+    T, K = framed_novel_view(points, 32, gen, fill=0.8)
     assert roma.is_rotation_matrix(T[:3, :3], epsilon=1e-5)
-    uv, z = project(transform_points(T, torch.zeros(1, 3)), K)
-    assert torch.allclose(uv, torch.tensor([[15.5, 15.5]])) and 0.49 <= z.item() <= 0.51
-    T2, _ = random_novel_view(0.5, 60.0, 32, gen)
+    # the box centre (0.1, 0, 0) projects to the image centre; the sphere's radius (0.1 m) spans
+    # 0.8 of the half-width at the distance focal * r / (0.8 * 16) = 1.6 * 32 * 0.1 / 12.8 = 0.4 m
+    uv, z = project(transform_points(T, torch.tensor([[0.1, 0.0, 0.0]])), K)
+    assert torch.allclose(uv, torch.tensor([[15.5, 15.5]]), atol=1e-4)
+    assert z.item() == pytest.approx(0.4, abs=1e-5) and K[0, 0].item() == pytest.approx(1.6 * 32)
+    T2, _ = framed_novel_view(points, 32, gen)
     assert not torch.allclose(T[:3, :3], T2[:3, :3])
+    corners = box_corners(torch.tensor([0.0, -1.0, 2.0]), torch.tensor([1.0, 0.0, 3.0]))
+    assert {tuple(c) for c in corners.tolist()} == {(x, y, z) for x in (0, 1) for y in (-1, 0) for z in (2, 3)}

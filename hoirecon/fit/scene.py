@@ -19,7 +19,7 @@ from hoirecon.geometry.transforms import invert_transform, transform_points
 from hoirecon.hand.model import HandOutput
 from hoirecon.init.base import HandInit
 from hoirecon.priors.channels import hand_channels, object_channels, reference_depth
-from hoirecon.priors.novel_view import random_novel_view
+from hoirecon.priors.novel_view import box_corners, framed_novel_view
 from hoirecon.render.raster import rasterize
 from hoirecon.render.volume import VolumeOutput, camera_depth
 
@@ -122,17 +122,19 @@ class FitScene(nn.Module):
         return project(verts, poses["K"])[0]
 
     def novel_view(self, frame: int, resolution: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """The prior's inputs from a random view around the hand: object channels (1, 5, R, R) with
-        gradients, and the hand condition (1, 7, R, R) without (docs/fit.md, section "Prior hook")."""
+        """The prior's inputs from a random view around the hand and the object: object channels
+        (1, 5, R, R) with gradients, and the hand condition (1, 7, R, R) without (docs/fit.md, section
+        "Prior hook"). The view is framed on the hand and the object's current solid
+        (``hoirecon.priors.novel_view``), as the prior's training views are on the true ones."""
         frames = self.frame_index(frame)
         poses = self.poses(frames)
-        distance = float(poses["T_cam_from_hand"][0, :3, 3].detach().norm())
-        focal = float(poses["K"][0, 0, 0].detach()) * resolution / self.image_size[1]
-        T_cam_from_hand, K = random_novel_view(distance, focal, resolution, generator)
-        like = poses["K"]  # drawn on the generator's device (the CPU), then moved
-        T_cam_from_hand, K = T_cam_from_hand[None].to(like), K[None].to(like)
+        like = poses["K"]  # views are drawn on the generator's device (the CPU), then moved
         with torch.no_grad():
             hand = self.hands(frames)
+            points = torch.cat([hand.vertices[0], self.object_points_in_hand(poses["T_hand_from_obj"][0])])
+        T_cam_from_hand, K = framed_novel_view(points, resolution, generator)
+        T_cam_from_hand, K = T_cam_from_hand[None].to(like), K[None].to(like)
+        with torch.no_grad():
             code = self.hand_model.vertex_code[None].to(like.dtype)
             h = rasterize(
                 hand.vertices, hand.faces, K, T_cam_from_hand, image_size=(resolution, resolution), attributes=code
@@ -142,9 +144,29 @@ class FitScene(nn.Module):
         pixels = pixel_grid(resolution, resolution).to(like)[None]
         T_cam_from_obj = T_cam_from_hand @ poses["T_hand_from_obj"]
         alpha, depth, normal, _ = self.object_rays(K, T_cam_from_obj, pixels, training=True)
+        # the volume-rendered normal is opacity-weighted (its length ~ alpha); the channels want a
+        # unit normal times the mask, as the training renders have
+        normal = torch.nn.functional.normalize(normal, dim=-1)
         shape = (1, resolution, resolution)
         target = object_channels(alpha.reshape(shape), normal.reshape(*shape, 3), depth.reshape(shape), z_ref)
         return target, condition
+
+    @torch.no_grad()
+    def object_points_in_hand(self, T_hand_from_obj: torch.Tensor, cells: int = 24) -> torch.Tensor:
+        """(8, 3) hand-frame corners of the box of the object's current solid: the cells of a
+        ``cells``^3 grid over the SDF's box whose centres are inside (SDF < 0), each a whole cell (so
+        the box is the solid's, not its cell centres'); the SDF's whole box if nothing is inside."""
+        bound = float(self.sdf.bound)
+        cell = 2 * bound / cells
+        axis = (torch.arange(cells, dtype=T_hand_from_obj.dtype) + 0.5) * cell - bound
+        grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+        grid = grid.to(T_hand_from_obj.device)
+        inside = grid[self.sdf.sdf(grid).reshape(-1) < 0]
+        if len(inside) == 0:
+            lo, hi = grid.new_full((3,), -bound), grid.new_full((3,), bound)
+        else:
+            lo, hi = inside.min(0).values - cell / 2, inside.max(0).values + cell / 2
+        return transform_points(T_hand_from_obj, box_corners(lo, hi))
 
     @torch.no_grad()
     def render_frame(self, frame: int, chunk: int = 4096) -> dict[str, torch.Tensor]:

@@ -1,7 +1,11 @@
-"""Novel views for the prior: a uniformly random rotation looking at the hand origin.
+"""Novel views for the prior: a uniformly random rotation, framed on the hand and the object.
 
 Shared by the fit (its score-distillation views) and the prior data (its training views), so the
-prior is trained on the views it later judges.
+prior is trained on the views it later judges. A view looks at the centre of the hand-object
+bounding box from the distance at which the box's bounding sphere fills ``fill`` of the image's
+half-width, at a fixed focal length of ``FOCAL`` image widths: objects of every size get the same
+share of the pixels (no kettle cut by the border, and a mug's handle gets pixels), and the hand's
+size in the image is what tells the scale. docs/prior.md, "Views".
 """
 
 from __future__ import annotations
@@ -11,18 +15,45 @@ import torch
 
 from hoirecon.geometry.transforms import make_transform
 
+#: Focal length of every novel view, in image widths.
+FOCAL = 1.6
+#: Share of the image's half-width the hand-object sphere's radius fills.
+FILL = 0.8
 
-def random_novel_view(
-    distance: float, focal: float, resolution: int, generator: torch.Generator | None = None, jitter: float = 0.01
+
+def box_corners(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """(8, 3) corners of the axis-aligned box [lo, hi] (3,): how an object enters the framing, both
+    in training (its mesh's box) and in the fit (the box of its current solid)."""
+    pick = torch.tensor([[(i >> k) & 1 for k in range(3)] for i in range(8)], dtype=torch.bool)
+    return torch.where(pick, hi.expand(8, 3), lo.expand(8, 3))
+
+
+def framing(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre (3,) of the bounding box of ``points`` (N, 3) and the radius () of the sphere about it
+    through the farthest point."""
+    centre = (points.min(0).values + points.max(0).values) / 2
+    return centre, (points - centre).norm(dim=-1).max()
+
+
+def framed_novel_view(
+    points: torch.Tensor,
+    resolution: int,
+    generator: torch.Generator | None = None,
+    fill: float = FILL,
+    R: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A camera at ``distance`` (+- ``jitter``) metres from the hand origin, looking at it, any orientation.
+    """T_cam_from_hand (4, 4) and K (3, 3) of a view of hand-frame ``points`` (N, 3): the hand's
+    vertices and the corners of the object's box (``box_corners``). The rotation is uniformly random
+    (or ``R``); the camera looks at the points' box centre from the distance at which their
+    bounding sphere's radius is ``fill`` of the image's half-width."""
+    centre, radius = framing(points.detach().float().cpu())
+    R = roma.random_rotmat(generator=generator) if R is None else R.float().cpu()
+    focal = FOCAL * resolution
+    distance = focal * radius / (fill * resolution / 2)
+    t = torch.stack([torch.zeros(()), torch.zeros(()), distance]) - R @ centre
+    return make_transform(R, t), _intrinsics(focal, resolution)
 
-    Returns T_cam_from_hand (4, 4) and K (3, 3) with the given focal (pixels) and a centred
-    principal point for a ``resolution`` x ``resolution`` image, as DiffHOI (docs/fit.md, section "Prior hook").
-    """
-    R = roma.random_rotmat(generator=generator)
-    d = distance + jitter * (2 * torch.rand((), generator=generator) - 1)
-    T = make_transform(R, torch.stack([torch.zeros(()), torch.zeros(()), d]))
+
+def _intrinsics(focal: float, resolution: int) -> torch.Tensor:
     c = (resolution - 1) / 2
-    K = torch.tensor([[focal, 0.0, c], [0.0, focal, c], [0.0, 0.0, 1.0]])
-    return T, K
+    return torch.tensor([[focal, 0.0, c], [0.0, focal, c], [0.0, 0.0, 1.0]])

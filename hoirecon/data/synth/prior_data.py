@@ -3,7 +3,7 @@
 Each sample is one (object, grasp, view): the hand's condition channels and the object's amodal
 target channels (``hoirecon.priors.channels``), at every requested resolution, with the category.
 Views are drawn as the fit draws its novel views (``hoirecon.priors.novel_view``): a uniformly random
-rotation looking at the hand frame's origin from a hand-held distance. Shards are independent
+rotation looking at the centre of the hand-object box, framed so the pair fills the image. Shards are independent
 (seeded by their index) and written atomically, so generation runs in parallel processes and an
 interrupted run resumes by skipping the shards that exist.
 """
@@ -21,7 +21,7 @@ import torch
 from hoirecon.data.prior_shards import shard_path, write_index, write_shard
 from hoirecon.errors import DataError
 from hoirecon.priors.channels import hand_channels, object_channels, reference_depth
-from hoirecon.priors.novel_view import random_novel_view
+from hoirecon.priors.novel_view import FOCAL, box_corners, framed_novel_view
 from hoirecon.runtime import configure_cpu
 
 #: DiffHOI's six rigid HOI4D categories and five other everyday ones.
@@ -44,12 +44,12 @@ class PriorDataConfig:
     object_meshes: list[str] = field(default_factory=list)
     object_size: float = 0.0
     mesh_category: str = ""
+    #: Distinct grasps carry the idea (the hand says where the object is): many grasps, few views each.
     grasps_per_object: int = 4
-    views_per_grasp: int = 8
-    #: Camera distance from the hand origin, metres (uniform in this range).
-    distance: list[float] = field(default_factory=lambda: [0.35, 0.55])
-    #: Focal length in units of the image width (uniform in this range).
-    focal: list[float] = field(default_factory=lambda: [1.3, 1.9])
+    views_per_grasp: int = 2
+    #: Share of the image's half-width the hand-object sphere fills (uniform in this range; the fit's
+    #: views use ``hoirecon.priors.novel_view.FILL``, the middle).
+    fill: list[float] = field(default_factory=lambda: [0.7, 0.9])
     seed: int = 0
     workers: int = 2
 
@@ -122,6 +122,7 @@ def make_shard(cfg: PriorDataConfig, index: int, out: Path) -> int:
             obj = build("object_generator", category).generate(int(rng.integers(2**31)))
         category = obj.category
         obj_verts, obj_faces = simplified(obj.mesh, max_faces=3000)
+        frame_points = box_corners(*torch.as_tensor(obj.mesh.bounds, dtype=torch.float32))
         for _ in range(cfg.grasps_per_object):
             grasp = grasps.synthesize(obj, int(rng.integers(2**31)))
             if not grasp.plausible:
@@ -129,9 +130,10 @@ def make_shard(cfg: PriorDataConfig, index: int, out: Path) -> int:
             hand_verts = grasp.hand_vertices(hand_model)
             obj_hand = transform_points(torch.from_numpy(grasp.T_hand_from_obj), obj_verts)
             n_views = min(cfg.views_per_grasp, count - len(labels))
-            distances = rng.uniform(*cfg.distance, n_views)
-            T = torch.stack([random_novel_view(float(d), 1.0, 1, gen, jitter=0.0)[0] for d in distances])
-            focal = torch.tensor(rng.uniform(*cfg.focal, n_views), dtype=torch.float32)
+            points = torch.cat([hand_verts, transform_points(torch.from_numpy(grasp.T_hand_from_obj), frame_points)])
+            fills = rng.uniform(*cfg.fill, n_views)
+            T = torch.stack([framed_novel_view(points, 1, gen, fill=float(f))[0] for f in fills])
+            focal = torch.full((n_views,), FOCAL)
             for r in cfg.resolutions:
                 condition, target = render_views(
                     hand_verts, hand_model.faces, hand_model.vertex_code, obj_hand, obj_faces, T, focal, r
