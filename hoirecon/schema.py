@@ -109,6 +109,12 @@ class GuidanceSection:
 
     every_n_steps: int = 2
     warmup_steps: int = 100
+    #: ... and once the renderer's beta is at most this, metres (0: no such wait). Early silhouettes
+    #: are soft and 80% too large at beta 1 cm; the prior was trained on sharp ones.
+    max_beta: float = 0.003
+    #: Novel views at least this many degrees away from every input camera, seen from the hand-object
+    #: centre, so the prior only fills in the unseen side (0: any view).
+    unseen_angle_deg: float = 0.0
 
 
 @dataclass
@@ -170,8 +176,17 @@ class PriorDataSection:
 class PriorTrainSection:
     lr: float = 1e-4
     weight_decay: float = 0.01
+    #: "cosine": linear warm-up over ``warmup_steps``, then cosine decay to ``lr_min`` x lr at
+    #: trainer.max_steps; "constant".
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 500
+    lr_min: float = 0.05
+    #: Exponential moving average of the weights (validated, sampled and exported); 0 = none.
+    ema_decay: float = 0.999
     #: Probability of dropping the category (classifier-free guidance).
     p_uncond: float = 0.2
+    #: Probability of dropping the hand condition (guidance on the hand, ``prior.hand_scale``).
+    p_no_hand: float = 0.1
     val_every_n_steps: int = 500
     val_batches: int = 16
     #: Sample grids in TensorBoard every this many steps (0 = never).

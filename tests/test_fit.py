@@ -153,7 +153,7 @@ def test_prior_guidance_reaches_the_object(clip_dir, tmp_path):
     ckpt = save_checkpoint(Denoiser(net), tmp_path / "tiny.safetensors")
     parts = _parts(
         clip_dir, tmp_path, "prior.type=diffusion", f"prior.checkpoint={ckpt}", "prior.weight=1.0",
-        "guidance.warmup_steps=1", "guidance.every_n_steps=2",
+        "guidance.warmup_steps=1", "guidance.every_n_steps=2", "guidance.max_beta=0",
         "loss.mask=0", "loss.hand_mask=0", "loss.contour=0", "loss.eikonal=0", "loss.temporal=0",
     )  # fmt: skip
     objective, scene = parts.system.objective, parts.scene
@@ -174,7 +174,9 @@ def test_prior_guidance_reaches_the_object(clip_dir, tmp_path):
 
 def test_a_plugin_prior_guides_the_fit(clip_dir, tmp_path):
     """The smooth-surface plugin prior, selected by name, adds its term and reaches the SDF."""
-    parts = _parts(clip_dir, tmp_path, "prior.type=smooth-surface", "guidance.warmup_steps=0", "loss.mask=0")
+    parts = _parts(
+        clip_dir, tmp_path, "prior.type=smooth-surface", "guidance.warmup_steps=0", "guidance.max_beta=0", "loss.mask=0"
+    )
     parts.system.follow_step(0)
     terms = parts.system.objective(parts.scene, generator=torch.Generator().manual_seed(1))
     assert "sds" in terms and float(terms["sds"].detach()) > 0

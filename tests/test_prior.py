@@ -176,3 +176,82 @@ def test_the_shipped_prior_loads_offline_and_denoises():
 def test_an_unknown_prediction_type_is_a_config_error():
     with pytest.raises(ConfigError, match="network.prediction_type must be epsilon or v_prediction, not 'x0'"):
         Denoiser(replace(TINY, prediction_type="x0"))
+
+
+def test_hand_guidance_composes_the_three_predictions():
+    from hoirecon.priors.channels import no_hand
+
+    torch.manual_seed(0)
+    model = Denoiser(TINY).eval()
+    target, condition, ids = batch()
+    t = torch.tensor([3, 30, 60, 99])
+    null = torch.full_like(ids, model.null_class)
+    with torch.no_grad():
+        both = model(target, condition, t, ids)
+        no_category = model(target, condition, t, null)
+        without_hand = model(target, no_hand(condition), t, ids)
+    expected = both + 1.0 * (both - no_category) + 2.0 * (both - without_hand)
+    guided = model.guided_noise(target, condition, t, ids, scale=2.0, hand_scale=3.0)
+    assert torch.allclose(guided, expected, atol=1e-5)
+    assert torch.allclose(model.guided_noise(target, condition, t, ids, 1.0, 1.0), both, atol=1e-5)
+
+
+def test_no_hand_is_an_empty_render():
+    from hoirecon.priors.channels import FAR, no_hand
+
+    empty = no_hand(torch.zeros(2, 7, 4, 4))
+    assert empty.shape == (2, 7, 4, 4)
+    assert (empty[:, 0] == -1).all() and (empty[:, 1:4] == 0).all() and (empty[:, 4] == FAR).all()
+    assert (empty[:, 5:] == 0).all()
+
+
+def test_hand_dropout_trains_on_the_empty_hand():
+    from hoirecon.priors.channels import no_hand
+
+    torch.manual_seed(0)
+    model = Denoiser(TINY)
+    target, condition, ids = batch()
+
+    def loss(cond, p_no_hand):
+        return model.training_loss(target, cond, ids, 0.0, torch.Generator().manual_seed(4), p_no_hand=p_no_hand)
+
+    with torch.no_grad():
+        dropped, empty, kept = loss(condition, 1.0), loss(no_hand(condition), 0.0), loss(condition, 0.0)
+    # the same draws: dropping every hand is training on empty hands (the extra draw comes after t, noise)
+    assert torch.allclose(dropped, empty) and not torch.allclose(dropped, kept)
+
+
+def test_t_max_anneals_over_the_whole_run(tmp_path):
+    path = save_checkpoint(Denoiser(TINY), tmp_path / "p.safetensors")
+    prior = build("prior", {"type": "diffusion", "checkpoint": str(path), "t_max": [0.9, 0.5]})
+    prior.on_step(0, 200)
+    assert prior.t_max(0) == pytest.approx(0.9) and prior.t_max(100) == pytest.approx(0.7)
+    assert prior.t_max(200) == pytest.approx(0.5)
+    prior.on_step(0, 2000)  # a longer run stretches it
+    assert prior.t_max(1000) == pytest.approx(0.7)
+    fixed = build("prior", {"type": "diffusion", "checkpoint": str(path), "t_max": [0, 0.9, 0.5, 100]})
+    fixed.on_step(0, 2000)
+    assert fixed.t_max(100) == pytest.approx(0.5)
+    with pytest.raises(ConfigError, match=r"prior.t_max: \[from, to\]"):
+        build("prior", {"type": "diffusion", "checkpoint": str(path), "t_max": [0.5, 0.9]})
+
+
+def test_framed_views_avoid_the_input_cameras():
+    import roma
+
+    from hoirecon.priors.novel_view import framed_novel_view, view_direction
+
+    gen = torch.Generator().manual_seed(0)
+    points = torch.tensor([[0.0, 0.0, 0.0], [0.1, 0.1, 0.1]])
+    centre = points.mean(0)
+    # input cameras all around one side (z > 0): novel views must come from elsewhere
+    cams = centre + 0.5 * torch.nn.functional.normalize(torch.randn(40, 3, generator=gen).abs(), dim=-1)
+    away = torch.nn.functional.normalize(cams - centre, dim=-1)
+    for _ in range(20):
+        T, _ = framed_novel_view(points, 16, gen, avoid=cams, min_angle_deg=30)
+        closest = torch.rad2deg(torch.acos((away @ view_direction(T[:3, :3])).max().clamp(-1, 1)))
+        assert closest >= 30
+    free = [framed_novel_view(points, 16, gen)[0] for _ in range(200)]
+    closest = [torch.rad2deg(torch.acos((away @ view_direction(T[:3, :3])).max())) for T in free]
+    assert min(closest) < 30  # without the setting, views often look from the input side
+    assert roma.is_rotation_matrix(free[0][:3, :3], epsilon=1e-5)

@@ -84,12 +84,17 @@ def test_a_hashgrid_fit_anneals_to_all_levels(clip_dir, tmp_path):
 @pytest.mark.slow  # 30-step fits
 def test_every_step_hook_is_called_each_step_and_the_prior_starts_when_configured(clip_dir, tmp_path):
     """A throwaway component's hook sees every step once, in order; guidance starts at warmup_steps."""
-    keys = {"prior.type": "test-step-recorder", "guidance.every_n_steps": 2}
+    keys = {"prior.type": "test-step-recorder", "guidance.every_n_steps": 2, "guidance.max_beta": 0.0}
     _fit(clip_dir, tmp_path / "early", 30, **keys, **{"guidance.warmup_steps": 10})
     assert StepRecorder.hooks == [(s, 30) for s in range(30)]
     assert StepRecorder.guided == list(range(10, 30, 2))
     _fit(clip_dir, tmp_path / "late", 30, **keys, **{"guidance.warmup_steps": 21})
     assert StepRecorder.guided == list(range(22, 30, 2))
+    # guidance waits for sharp silhouettes: beta is still ~1 cm after 30 steps, above 3 mm
+    _fit(clip_dir, tmp_path / "sharp", 30, **{**keys, "guidance.warmup_steps": 10, "guidance.max_beta": 0.003})
+    assert StepRecorder.guided == []
+    _fit(clip_dir, tmp_path / "soft", 30, **{**keys, "guidance.warmup_steps": 10, "guidance.max_beta": 0.05})
+    assert StepRecorder.guided == list(range(10, 30, 2))
 
 
 @pytest.mark.slow  # 30-step fits
@@ -184,6 +189,7 @@ class NaNGradientPrior:
 def test_a_nan_gradient_with_a_finite_loss_does_not_destroy_the_fit(clip_dir, tmp_path):
     """Clipping multiplies every gradient by a NaN norm; the fit drops non-finite entries first."""
     keys = {"prior.type": "test-nan-gradient", "guidance.warmup_steps": 0, "guidance.every_n_steps": 1}
+    keys["guidance.max_beta"] = 0.0
     with pytest.warns(Warning, match="non-finite gradient entries were set to 0"):
         result = _fit(clip_dir, tmp_path / "run", 3, **keys)
     assert all(bool(torch.isfinite(p).all()) for p in result.scene.parameters())

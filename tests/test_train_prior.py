@@ -72,12 +72,12 @@ def test_train_prior_writes_a_loadable_checkpoint_and_resumes(tmp_path, capsys):
     assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     assert list((run / "tb").glob("events.out.tfevents.*"))
     model, extra = load_checkpoint(run / "prior.safetensors")
-    assert extra == {"steps": 3} and model.cfg.resolution == 16
+    assert extra == {"steps": 3, "ema_decay": 0.999} and model.cfg.resolution == 16
     # the same folder again is refused; --resume continues to a larger step budget
     assert main([*args, f"data.path={data}", f"run_dir={run}", "trainer.max_steps=3"]) == 1
     assert "already holds a run" in capsys.readouterr().err
     assert main(["train-prior", "--resume", str(run), "trainer.max_steps=5"]) == 0
-    assert load_checkpoint(run / "prior.safetensors")[1] == {"steps": 5}
+    assert load_checkpoint(run / "prior.safetensors")[1]["steps"] == 5
 
 
 @pytest.mark.slow  # DDP training in two processes
@@ -90,3 +90,39 @@ def test_train_prior_with_two_processes(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert load_checkpoint(run / "prior.safetensors")[1] == {"steps": 2}
+
+
+def test_learning_rate_warms_up_then_decays_to_its_floor():
+    from hoirecon.schema import PriorTrainSection
+    from hoirecon.systems.prior import lr_factor
+
+    cfg = PriorTrainSection(warmup_steps=10, lr_min=0.1)
+    assert lr_factor(0, cfg, 110) == pytest.approx(0.1) and lr_factor(9, cfg, 110) == pytest.approx(1.0)
+    assert lr_factor(60, cfg, 110) == pytest.approx(0.1 + 0.9 * 0.5)  # half way down the cosine
+    assert lr_factor(110, cfg, 110) == pytest.approx(0.1) and lr_factor(500, cfg, 110) == pytest.approx(0.1)
+    assert lr_factor(60, PriorTrainSection(lr_schedule="constant"), 110) == 1.0
+
+
+def test_the_moving_average_is_what_is_exported(tmp_path):
+    from hoirecon.priors.diffusion import NetworkConfig
+    from hoirecon.schema import PriorTrainSection
+    from hoirecon.systems.prior import PriorSystem
+
+    net = NetworkConfig(16, [16, 32], ["DownBlock2D", "AttnDownBlock2D"], norm_num_groups=8)
+    system = PriorSystem(net, PriorTrainSection(ema_decay=0.5))
+    start = [p.detach().clone() for p in system.model.parameters()]
+    system.ema.update_parameters(system.model)  # the first update copies
+    with torch.no_grad():
+        for p in system.model.parameters():
+            p.add_(1.0)
+    system.ema.update_parameters(system.model)  # then 0.5 old + 0.5 new
+    averaged = list(system.averaged.parameters())
+    assert all(torch.allclose(a, s + 0.5) for a, s in zip(averaged, start))
+    model, _ = load_checkpoint(system.export(tmp_path / "p.safetensors"))
+    first = next(iter(model.unet.state_dict().values()))
+    assert torch.allclose(first, next(iter(system.averaged.unet.state_dict().values())), atol=1e-2)  # float16
+    assert PriorSystem(net, PriorTrainSection(ema_decay=0.0)).averaged is not None
+    from hoirecon.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.lr_schedule"):
+        PriorSystem(net, PriorTrainSection(lr_schedule="linear"))

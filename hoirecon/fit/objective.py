@@ -154,12 +154,17 @@ class FitObjective(nn.Module):
                 tips = sdf[:, scene.hand_model.tip_vertex_ids]
                 near = (tips.abs() < 0.02).to(tips.dtype)
                 terms["contact"] = w["contact"] * (tips.abs() * near).sum() / max(len(TIP_NAMES), 1)
-        if self._guidance_due(step) and w["sds"]:
-            target, condition = scene.novel_view(int(frames[0]), self.prior.resolution, generator)
+        if self._guidance_due(step) and w["sds"] and self._beta_ready(scene):
+            target, condition = scene.novel_view(
+                int(frames[0]), self.prior.resolution, generator, self.guidance.unseen_angle_deg
+            )
             terms["sds"] = w["sds"] * self.prior.sds_loss(target, condition, self.categories, step)
         terms["loss"] = sum(terms.values())
         terms["beta"] = torch.as_tensor(scene.renderer.density_scale())
         return terms
+
+    def _beta_ready(self, scene: FitScene) -> bool:
+        return self.guidance.max_beta <= 0 or float(scene.renderer.density_scale()) <= self.guidance.max_beta
 
     def _guidance_due(self, step: int) -> bool:
         if self.prior is None or not getattr(self.prior, "active", False):

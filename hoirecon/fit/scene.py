@@ -121,18 +121,28 @@ class FitScene(nn.Module):
         verts = transform_points(poses["T_cam_from_hand"], self.hands(frames).vertices)
         return project(verts, poses["K"])[0]
 
-    def novel_view(self, frame: int, resolution: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def novel_view(
+        self, frame: int, resolution: int, generator: torch.Generator, unseen_angle_deg: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The prior's inputs from a random view around the hand and the object: object channels
         (1, 5, R, R) with gradients, and the hand condition (1, 7, R, R) without (docs/fit.md, section
         "Prior hook"). The view is framed on the hand and the object's current solid
-        (``hoirecon.priors.novel_view``), as the prior's training views are on the true ones."""
+        (``hoirecon.priors.novel_view``), as the prior's training views are on the true ones, and
+        is at least ``unseen_angle_deg`` away from every input camera."""
         frames = self.frame_index(frame)
         poses = self.poses(frames)
         like = poses["K"]  # views are drawn on the generator's device (the CPU), then moved
         with torch.no_grad():
             hand = self.hands(frames)
             points = torch.cat([hand.vertices[0], self.object_points_in_hand(poses["T_hand_from_obj"][0])])
-        T_cam_from_hand, K = framed_novel_view(points, resolution, generator)
+        avoid = None
+        if unseen_angle_deg > 0:
+            with torch.no_grad():
+                cameras = self.cameras(torch.arange(self.n_frames, device=like.device))
+                avoid = invert_transform(cameras)[:, :3, 3]  # input camera centres in the hand frame
+        T_cam_from_hand, K = framed_novel_view(
+            points, resolution, generator, avoid=avoid, min_angle_deg=unseen_angle_deg
+        )
         T_cam_from_hand, K = T_cam_from_hand[None].to(like), K[None].to(like)
         with torch.no_grad():
             code = self.hand_model.vertex_code[None].to(like.dtype)

@@ -58,3 +58,15 @@ def object_channels(mask: torch.Tensor, normal: torch.Tensor, depth: torch.Tenso
         [(2 * m - 1)[:, None], (normal * m[..., None]).permute(0, 3, 1, 2), _depth_channel(m, depth, z_ref)[:, None]],
         dim=1,
     )
+
+
+def no_hand(like: torch.Tensor) -> torch.Tensor:
+    """The hand condition of an image without a hand, shaped like ``like`` (B, 7, H, W): what the
+    prior is trained on when the hand is dropped (hand guidance), and what an empty render gives."""
+    return hand_channels(
+        like.new_zeros(like.shape[0], *like.shape[2:]),
+        like.new_zeros(like.shape[0], *like.shape[2:], 3),
+        like.new_zeros(like.shape[0], *like.shape[2:]),
+        like.new_zeros(like.shape[0], *like.shape[2:], 2),
+        like.new_zeros(like.shape[0]),
+    )

@@ -26,6 +26,7 @@ from hoirecon.categories import KNOWN_CATEGORIES, normalize_category
 from hoirecon.config import Schedule
 from hoirecon.errors import ConfigError, DataError, HoireconWarning
 from hoirecon.priors.base import HAND_CHANNELS, OBJECT_CHANNELS, check_channels
+from hoirecon.priors.channels import no_hand
 from hoirecon.registry import register
 from hoirecon.utils.io import atomic_path
 
@@ -130,15 +131,20 @@ class Denoiser(nn.Module):
         class_ids: torch.Tensor,
         p_uncond: float = 0.2,
         generator: torch.Generator | None = None,
+        p_no_hand: float = 0.0,
     ) -> torch.Tensor:
         """MSE of the UNet's target (v or epsilon) at random timesteps; the category is dropped with
-        probability ``p_uncond``."""
+        probability ``p_uncond``, the hand condition (``channels.no_hand``) with ``p_no_hand`` (what
+        guidance on the hand, ``guided_noise(hand_scale=...)``, needs)."""
         b = target.shape[0]
         device = target.device
         t = torch.randint(0, self.cfg.num_train_timesteps, (b,), generator=generator).to(device)
         noise = torch.randn(target.shape, generator=generator).to(device)
         drop = torch.rand(b, generator=generator).to(device) < p_uncond
         class_ids = torch.where(drop, torch.full_like(class_ids, self.null_class), class_ids)
+        if p_no_hand > 0:
+            drop_hand = (torch.rand(b, generator=generator).to(device) < p_no_hand).view(-1, 1, 1, 1)
+            condition = torch.where(drop_hand, no_hand(condition), condition)
         out = self.raw(self.add_noise(target, noise, t), condition, t, class_ids)
         if self.cfg.prediction_type == "epsilon":
             return torch.nn.functional.mse_loss(out, noise)
@@ -173,11 +179,30 @@ class Denoiser(nn.Module):
 
     @torch.no_grad()
     def guided_noise(
-        self, x_t: torch.Tensor, condition: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor, scale: float
+        self,
+        x_t: torch.Tensor,
+        condition: torch.Tensor,
+        t: torch.Tensor,
+        class_ids: torch.Tensor,
+        scale: float,
+        hand_scale: float = 1.0,
     ) -> torch.Tensor:
-        """Classifier-free guidance on the category only (the hand condition is never dropped)."""
-        cond, uncond = self.noise_with_and_without_category(x_t, condition, t, class_ids)
-        return uncond + scale * (cond - uncond)
+        """Classifier-free guidance: ``scale`` on the category, ``hand_scale`` on the hand,
+        eps(h, c) + (scale - 1) (eps(h, c) - eps(h, -)) + (hand_scale - 1) (eps(h, c) - eps(-, c)).
+
+        ``hand_scale`` != 1 needs a model trained with hand dropout (``train.p_no_hand``)."""
+        if hand_scale == 1.0:
+            cond, uncond = self.noise_with_and_without_category(x_t, condition, t, class_ids)
+            return uncond + scale * (cond - uncond)
+        null = torch.full_like(class_ids, self.null_class)
+        eps = self(
+            torch.cat([x_t, x_t, x_t]),
+            torch.cat([condition, condition, no_hand(condition)]),
+            torch.cat([t, t, t]),
+            torch.cat([class_ids, null, class_ids]),
+        )
+        both, no_category, no_hand_eps = eps.chunk(3)
+        return both + (scale - 1) * (both - no_category) + (hand_scale - 1) * (both - no_hand_eps)
 
     @torch.no_grad()
     def sample(
@@ -264,12 +289,18 @@ class DiffusionPrior(nn.Module):
     class Config:
         #: Checkpoint file; empty = the one shipped with hoirecon.
         checkpoint: str = ""
-        guidance_scale: float = 4.0
-        #: SDS weight; a number or a [start_step, v0, v1, end_step] schedule.
-        weight: Any = 0.01
+        #: Classifier-free guidance on the category. 1 (none): at 4 (DiffHOI's) the category term was
+        #: 2/3 of the SDS gradient, orthogonal to the truth, and doubled the inflation (docs/prior.md).
+        guidance_scale: float = 1.0
+        #: Classifier-free guidance on the hand (needs a prior trained with ``train.p_no_hand``).
+        hand_scale: float = 1.0
+        #: SDS weight; a number or a [start_step, v0, v1, end_step] schedule. DiffHOI's released
+        #: config uses 1e-3; 1e-2 made SDS up to 62% of the mask gradient here.
+        weight: Any = 1.0e-3
         t_min: float = 0.02
-        #: Largest timestep fraction; DiffHOI anneals it from 0.98 to 0.5.
-        t_max: Any = field(default_factory=lambda: [0, 0.98, 0.5, 2000])
+        #: Largest timestep fraction: [from, to] over the fit's run (DiffHOI anneals 0.98 -> 0.5), or
+        #: a number, or a [start_step, v0, v1, end_step] schedule in steps.
+        t_max: Any = field(default_factory=lambda: [0.98, 0.5])
         seed: int = 0
 
     active = True
@@ -281,8 +312,20 @@ class DiffusionPrior(nn.Module):
         self.model.requires_grad_(False)
         self.resolution = self.model.cfg.resolution
         self.weight = Schedule.parse(cfg.weight, "prior.weight")
-        self.t_max = Schedule.parse(cfg.t_max, "prior.t_max")
+        self._t_max_over_run = isinstance(cfg.t_max, (list, tuple)) and len(cfg.t_max) == 2
+        if self._t_max_over_run:
+            start, end = (float(v) for v in cfg.t_max)
+            if not 0 < end <= start <= 1:
+                raise ConfigError(f"prior.t_max: [from, to] needs 0 < to <= from <= 1, got {list(cfg.t_max)}")
+            self.t_max = Schedule(0, start, end, 1)  # stretched over the run by on_step
+        else:
+            self.t_max = Schedule.parse(cfg.t_max, "prior.t_max")
         self.generator = torch.Generator().manual_seed(cfg.seed)
+
+    def on_step(self, step: int, max_steps: int) -> None:
+        """A [from, to] t_max spans the whole run, whatever its length."""
+        if self._t_max_over_run:
+            self.t_max = Schedule(0, self.t_max.v0, self.t_max.v1, max(int(max_steps), 1))
 
     def sds_loss(
         self, object_channels: torch.Tensor, hand_condition: torch.Tensor, categories: Sequence[str], step: int
@@ -297,7 +340,12 @@ class DiffusionPrior(nn.Module):
         noise = torch.randn(x0.shape, generator=self.generator).to(device)
         x_t = self.model.add_noise(x0.detach(), noise, t)
         eps = self.model.guided_noise(
-            x_t, hand_condition.detach(), t, self.model.class_ids(categories), self.cfg.guidance_scale
+            x_t,
+            hand_condition.detach(),
+            t,
+            self.model.class_ids(categories),
+            self.cfg.guidance_scale,
+            self.cfg.hand_scale,
         )
         abar = self.model.abar(t)
         grad = self.weight(step) * (1 - abar).sqrt() * abar.sqrt() * (eps - noise)

@@ -3,17 +3,19 @@ and ``PriorDataModule`` over prior-data shards."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from hoirecon.data.prior_shards import ShardStream, read_index
 from hoirecon.dataclass_config import make_config
-from hoirecon.errors import DataError
+from hoirecon.errors import ConfigError, DataError
 from hoirecon.priors.diffusion import Denoiser, NetworkConfig, save_checkpoint
 from hoirecon.schema import PriorDataSection, PriorTrainSection
 
@@ -69,20 +71,43 @@ class PriorSystem(L.LightningModule):
 
     def __init__(self, network: NetworkConfig, train: PriorTrainSection):
         super().__init__()
+        if train.lr_schedule not in ("cosine", "constant"):
+            raise ConfigError(f"train.lr_schedule must be cosine or constant, not {train.lr_schedule!r}")
+        if not 0 <= train.ema_decay < 1:
+            raise ConfigError(f"train.ema_decay must be in [0, 1), got {train.ema_decay}")
         self.network, self.train_cfg = network, train
         self.model = Denoiser(network)
+        # the average of the weights is what is validated, sampled and exported
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(train.ema_decay), use_buffers=True)
+            if train.ema_decay > 0
+            else None
+        )
+
+    @property
+    def averaged(self) -> Denoiser:
+        """The weights to use: the moving average if there is one, else the trained ones."""
+        return self.ema.module if self.ema is not None else self.model
 
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
         target, condition, categories = batch
         ids = self.model.class_ids(categories, warn=False)
-        loss = self.model.training_loss(target, condition, ids, p_uncond=self.train_cfg.p_uncond)
+        loss = self.model.training_loss(
+            target, condition, ids, p_uncond=self.train_cfg.p_uncond, p_no_hand=self.train_cfg.p_no_hand
+        )
         self.log("train/loss", loss, prog_bar=True, batch_size=len(target))
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=len(target))
         return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
         target, condition, categories = batch
-        ids = self.model.class_ids(categories, warn=False)
-        cond, uncond = (x.mean() for x in self.model.heldout_losses(target, condition, ids, seed=batch_idx))
+        model = self.averaged
+        ids = model.class_ids(categories, warn=False)
+        cond, uncond = (x.mean() for x in model.heldout_losses(target, condition, ids, seed=batch_idx))
         self.log("val/loss_cond", cond, sync_dist=True, batch_size=len(target))
         self.log("val/loss_uncond", uncond, sync_dist=True, batch_size=len(target))
         every = self.train_cfg.sample_every_n_steps
@@ -94,7 +119,7 @@ class PriorSystem(L.LightningModule):
         if self.logger is None or self.global_rank != 0:
             return
         gen = torch.Generator().manual_seed(0)
-        sampled = self.model.sample(condition, ids, self.train_cfg.sample_steps, self.train_cfg.guidance_scale, gen)
+        sampled = self.averaged.sample(condition, ids, self.train_cfg.sample_steps, self.train_cfg.guidance_scale, gen)
 
         def tiles(x: torch.Tensor) -> list[torch.Tensor]:
             mask = x[:, :1].expand(-1, 3, -1, -1)
@@ -104,12 +129,27 @@ class PriorSystem(L.LightningModule):
         grid = (torch.cat(rows, dim=1).clamp(-1, 1) + 1) / 2  # (3, 6H, B*W) in [0, 1]
         self.logger.experiment.add_image("samples", grid.cpu(), self.global_step)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(
-            self.model.parameters(), lr=self.train_cfg.lr, weight_decay=self.train_cfg.weight_decay
-        )
+    def configure_optimizers(self) -> dict[str, Any]:
+        cfg = self.train_cfg
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        max_steps = self.trainer.max_steps if self._trainer is not None else 0
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg, max_steps))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def export(self, path: Path) -> Path:
-        """The trained weights as a standalone prior checkpoint (what `prior.checkpoint` loads), in
+        """The (averaged) weights as a standalone prior checkpoint (what `prior.checkpoint` loads), in
         float16: half the size, and SDS and sampling do not notice (tests/test_prior.py)."""
-        return save_checkpoint(self.model, path, extra={"steps": int(self.global_step)}, half=True)
+        extra = {"steps": int(self.global_step), "ema_decay": self.train_cfg.ema_decay}
+        return save_checkpoint(self.averaged, path, extra=extra, half=True)
+
+
+def lr_factor(step: int, cfg: PriorTrainSection, max_steps: int) -> float:
+    """Multiplier of ``cfg.lr`` at ``step``: constant, or warm-up then cosine decay to ``lr_min``."""
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if max_steps <= cfg.warmup_steps:
+        return 1.0
+    progress = min((step - cfg.warmup_steps) / (max_steps - cfg.warmup_steps), 1.0)
+    return cfg.lr_min + (1 - cfg.lr_min) * 0.5 * (1 + math.cos(math.pi * progress))
