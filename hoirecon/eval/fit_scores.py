@@ -16,9 +16,11 @@ from hoirecon.eval.geometry import object_scores
 from hoirecon.eval.metrics import HandMPJPE, HandObjectContact, MaskIoU
 from hoirecon.fit.outputs import poses
 from hoirecon.fit.scene import FitScene
+from hoirecon.geometry.camera import project
 from hoirecon.geometry.mesh_sdf import mesh_sdf
 from hoirecon.geometry.transforms import transform_points
 from hoirecon.render.composite import composite_labels
+from hoirecon.render.raster import rasterize
 
 
 def evaluate(scene: FitScene, clip: Clip, mesh: trimesh.Trimesh | None) -> dict[str, float]:
@@ -27,7 +29,8 @@ def evaluate(scene: FitScene, clip: Clip, mesh: trimesh.Trimesh | None) -> dict[
     metrics: dict[str, float] = {}
     if gt.object_vertices is not None and mesh is not None:
         gt_mesh = trimesh.Trimesh(gt.object_vertices, gt.object_faces, process=False)
-        for key, value in object_scores(mesh, gt_mesh, "rigid").items():
+        seen = (lambda points: seen_by_the_clip(clip, gt_mesh, points)) if gt.T_cam_from_obj is not None else None
+        for key, value in object_scores(mesh, gt_mesh, "rigid", gt_seen=seen).items():
             metrics[f"object/{key}[rigid]"] = value
         if gt.T_hand_from_obj is not None:
             pred_hand = mesh.copy().apply_transform(poses(scene)["T_hand_from_obj"][0])
@@ -40,6 +43,42 @@ def evaluate(scene: FitScene, clip: Clip, mesh: trimesh.Trimesh | None) -> dict[
     if mesh is not None:
         metrics.update(contact_metrics(scene, mesh))
     return metrics
+
+
+@torch.no_grad()
+def seen_by_the_clip(
+    clip: Clip, gt_mesh: trimesh.Trimesh, points: np.ndarray, tolerance: float = 0.004, max_frames: int = 12
+) -> np.ndarray:
+    """(N,) bool: which object-frame points (N, 3) on the true surface some frame of the clip shows
+    (of up to ``max_frames`` evenly spaced frames: neighbouring frames see nearly the same).
+
+    A point is seen in a frame when it projects into the image, is the first object surface along
+    its pixel's ray (within ``tolerance`` of the true object's depth there, rasterised from the
+    ground-truth poses) and the hand is not in front of it (the clip's visible hand mask)."""
+    gt = clip.gt
+    vertices, faces = np.asarray(gt_mesh.vertices), np.asarray(gt_mesh.faces)
+    if len(faces) > 4000:  # depth maps need no more (the tolerance is well above the simplification's error)
+        import fast_simplification
+
+        vertices, faces = fast_simplification.simplify(vertices, faces, target_reduction=1 - 4000 / len(faces))
+    faces = torch.as_tensor(np.asarray(faces), dtype=torch.long)
+    verts = torch.as_tensor(np.asarray(vertices), dtype=torch.float32)
+    h, w = clip.hand_masks.shape[1:]
+    q = torch.as_tensor(points, dtype=torch.float32)
+    seen = torch.zeros(len(q), dtype=torch.bool)
+    for i in np.unique(np.linspace(0, len(clip) - 1, min(max_frames, len(clip))).round().astype(int)).tolist():
+        T = torch.as_tensor(gt.T_cam_from_obj[i], dtype=torch.float32)[None]
+        K = torch.as_tensor(clip.K[i], dtype=torch.float32)[None]
+        render = rasterize(verts[None], faces, K, T, image_size=(h, w))
+        uv, z = project(transform_points(T, q[None]), K)
+        u, v = uv[0, :, 0].round().long(), uv[0, :, 1].round().long()
+        inside = (z[0] > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        u, v = u.clamp(0, w - 1), v.clamp(0, h - 1)
+        first = render.mask[0, v, u] > 0.5
+        first &= (z[0] - render.depth[0, v, u]).abs() < tolerance
+        uncovered = ~torch.as_tensor(clip.hand_masks[i])[v, u]
+        seen |= inside & first & uncovered
+    return seen.numpy()
 
 
 @torch.no_grad()

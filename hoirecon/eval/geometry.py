@@ -141,10 +141,13 @@ def object_scores(
     thresholds: tuple[float, ...] = (0.005, 0.01, 0.02),
     n_points: int = 10000,
     seed: int = 0,
+    gt_seen=None,
 ) -> dict[str, float]:
     """F-scores and chamfers of a predicted object against the ground truth, after ``align``.
 
     Keys name their convention: ``f@5mm``, ``f@10mm``, ``chamfer_cm2``, ``chamfer_l1_cm``, ``align``.
+    ``gt_seen``: optional function of ground-truth points (N, 3) -> (N,) bool, whether an input view
+    saw each; then the unseen side is scored too (``unseen_scores``: ``unseen_f@5mm`` ...).
     """
     pred = sample_surface(pred_mesh, n_points, seed)
     gt = sample_surface(gt_mesh, n_points, seed + 1)
@@ -152,6 +155,31 @@ def object_scores(
     scores: dict[str, float] = {f"f@{tau * 1000:g}mm": f for tau, f in fscore(pred, gt, thresholds).items()}
     scores.update(chamfer(pred, gt))
     scores["align_scale"] = transform["scale"]
+    if gt_seen is not None:
+        scores.update(unseen_scores(pred, gt, ~np.asarray(gt_seen(gt), dtype=bool), thresholds))
+    return scores
+
+
+def unseen_scores(
+    pred: np.ndarray, gt: np.ndarray, unseen: np.ndarray, thresholds: tuple[float, ...] = (0.005, 0.01)
+) -> dict[str, float]:
+    """F-scores on the part of the ground truth no input view saw, where only a prior can help.
+
+    recall: share of unseen ground-truth points within tau of the prediction; precision: share of the
+    predicted points whose nearest ground-truth point is unseen that are within tau of it. Also
+    ``unseen_share``, the unseen part of the ground truth's surface. NaN where nothing is unseen."""
+    scores = {"unseen_share": float(unseen.mean())}
+    if not unseen.any():
+        return {**scores, **{f"unseen_f@{tau * 1000:g}mm": float("nan") for tau in thresholds}}
+    d_gt = nearest_distances(gt[unseen], pred)
+    d_pred, nearest = cKDTree(gt).query(pred, k=1, workers=-1)
+    towards_unseen = unseen[nearest]
+    for tau in thresholds:
+        recall = float((d_gt < tau).mean())
+        precision = float((d_pred[towards_unseen] < tau).mean()) if towards_unseen.any() else 0.0
+        f = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+        key = f"{tau * 1000:g}mm"
+        scores.update({f"unseen_f@{key}": f, f"unseen_precision@{key}": precision, f"unseen_recall@{key}": recall})
     return scores
 
 
