@@ -116,3 +116,38 @@ def test_penetration_and_contact_from_signed_distances():
     out = metric.compute()
     assert out["penetration_mm"] == pytest.approx((3 + 0 + 0 + 1) / 4)
     assert out["contact_ratio@5mm"] == pytest.approx(3 / 4)
+
+
+def test_unseen_scores_count_only_the_unseen_side():
+    from hoirecon.eval.geometry import unseen_scores
+
+    gt = np.array([[0.0, 0, 0], [0.1, 0, 0], [0.2, 0, 0], [0.3, 0, 0]])
+    unseen = np.array([False, False, True, True])
+    # the prediction matches the seen half, finds one unseen point and puts one point 3 mm off the other
+    pred = np.array([[0.0, 0, 0], [0.1, 0, 0], [0.2, 0, 0], [0.3, 0.003, 0], [0.45, 0, 0]])
+    s = unseen_scores(pred, gt, unseen, thresholds=(0.002, 0.005))
+    assert s["unseen_share"] == 0.5
+    # tau 2 mm: recall 1/2 (0.2 found, 0.3 is 3 mm off); the 3 predicted points nearest to unseen GT
+    # points (0.2, 0.3+3mm, 0.45) are within 2 mm once: precision 1/3
+    assert s["unseen_recall@2mm"] == 0.5 and s["unseen_precision@2mm"] == pytest.approx(1 / 3)
+    assert s["unseen_f@2mm"] == pytest.approx(2 * 0.5 / 3 / (0.5 + 1 / 3))
+    assert s["unseen_recall@5mm"] == 1.0 and s["unseen_precision@5mm"] == pytest.approx(2 / 3)
+    assert np.isnan(unseen_scores(pred, gt, np.zeros(4, bool))["unseen_f@5mm"])
+
+
+@pytest.mark.slow  # two clips rendered and checked frame by frame
+def test_a_narrow_arc_sees_less_of_the_object_than_a_full_one():
+    from hoirecon.data.synth.clip import SynthClipConfig, make_clip
+    from hoirecon.eval.fit_scores import seen_by_the_clip
+    from hoirecon.eval.geometry import sample_surface
+
+    shares = {}
+    for arc in (360.0, 40.0):
+        clip = make_clip(SynthClipConfig(category="bottle", frames=8, resolution=64, arc_degrees=arc))
+        gt = trimesh.Trimesh(clip.gt.object_vertices, clip.gt.object_faces, process=False)
+        points = sample_surface(gt, 3000, 0)
+        seen = seen_by_the_clip(clip, gt, points)
+        shares[arc] = seen.mean()
+        # some of the surface is always hidden (the bottom under the hand, the far side of the arc)
+        assert 0 < seen.mean() < 1
+    assert shares[40.0] < shares[360.0] - 0.15
