@@ -288,3 +288,26 @@ def test_user_meshes_in_splits_and_prior_data(tmp_path, capsys):
     assert "mug.obj: reserved for evaluation" in capsys.readouterr().err
     assert main([*prior, "--objects", "procedural", "--out", str(tmp_path / "p3")]) == 1
     assert "'mesh' is not among the object sources" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_packaged_open_cup_makes_a_valid_clip_that_scores(tmp_path):
+    """Meta-World's cup.stl (open: its wall ring is not closed) as a user's mesh: a valid clip, and
+    evaluation scores against its ground truth (here a copy of it moved by 3 mm)."""
+    from hoirecon.data.check import check
+    from hoirecon.data.load import load_clip
+    from hoirecon.eval.fit_scores import seen_by_the_clip
+    from hoirecon.eval.geometry import object_scores
+
+    cup = package_root("metaworld") / "assets/objects/meshes/coffeemachine/cup.stl"
+    assert not trimesh.load(cup, force="mesh").is_watertight
+    args = ["synth", "clip", "--object-mesh", str(cup), "--object-size", "0.1", "--frames", "3", "--resolution", "48"]
+    assert main([*args, "--arc", "60", "--out", str(tmp_path / "clip")]) == 0
+    ok, lines = check(tmp_path / "clip")
+    assert ok, lines
+    clip = load_clip(tmp_path / "clip")
+    gt = trimesh.Trimesh(clip.gt.object_vertices, clip.gt.object_faces, process=False)
+    moved = gt.copy().apply_translation([0.003, 0, 0])
+    scores = object_scores(moved, gt, "none", gt_seen=lambda p: seen_by_the_clip(clip, gt, p))
+    assert scores["f@5mm"] > 0.9 and scores["f@10mm"] == pytest.approx(1.0)
+    assert 0.05 < scores["unseen_share"] < 0.95 and scores["unseen_f@10mm"] == pytest.approx(1.0)
