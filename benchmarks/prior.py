@@ -5,9 +5,11 @@
     per batch (``Denoiser.heldout_losses``).
 (b) Contact sheet ``docs/prior_samples.png``: for held-out hand renders of each category, the hand
     condition, the object sampled with the category (DDIM, CFG 2), sampled without it, and the truth.
-(c) Ablation: the ``narrow`` synthetic split (40-degree camera arcs; mugs, bottle, bowl, kettle, toy
-    car) fitted with ``configs/compare/prior-ablation.yaml`` (no prior, the diffusion prior, the
-    smooth-surface plugin prior) at one fixed step budget and seed, through ``hoirecon compare``.
+(c) Ablation: the ``narrow12`` synthetic split (40-degree camera arcs; every HOI4D category twice)
+    fitted with ``configs/compare/prior-ablation.yaml`` (no prior and the diffusion prior, 2 seeds
+    each) at one fixed step budget, through ``hoirecon compare``: means, per category, per clip, the
+    unseen side (ground truth no input frame sees), clips made worse and collapsed (F@10 -0.2), and
+    the cost of a step with score distillation against one without (``sds_step_ratio``).
 
 Usage: benchmarks/prior.py [--checkpoint FILE] [--data data/prior/r32] [--out runs/bench-prior]
 [--jobs 2] [--steps 800] [--skip-ablation]. Last line: one JSON object.
@@ -109,11 +111,11 @@ def contact_sheet(model, shards: list[Path], out: Path, per_category: int = 2, s
     return out
 
 
-def ablation(out: Path, jobs: int, steps: int) -> list[dict]:
+def ablation(out: Path, jobs: int, steps: int, preset: str = "narrow12") -> list[dict]:
     """Runs (resumably) the prior ablation through `hoirecon compare`; returns results.csv's rows."""
-    split = out / "narrow"
+    split = out / preset
     subprocess.run(
-        [HOIRECON, "synth", "split", "--preset", "narrow", "--frames", "16", "--resolution", "96", "--out", str(split)],
+        [HOIRECON, "synth", "split", "--preset", preset, "--frames", "16", "--resolution", "96", "--out", str(split)],
         check=True,
     )
     cmd = [HOIRECON, "compare", "--config", str(REPO / "configs/compare/prior-ablation.yaml"), "--jobs", str(jobs)]
@@ -123,6 +125,41 @@ def ablation(out: Path, jobs: int, steps: int) -> list[dict]:
     with open(out / "compare" / "results.csv") as f:
         rows = list(csv.DictReader(f))
     return [{k: (v if k in ("variant", "clip", "category") else float(v)) for k, v in r.items()} for r in rows]
+
+
+def sds_step_ratio(clip: Path, checkpoint: str, fitted: Path | None = None, repeats: int = 6) -> float:
+    """Seconds of a fit step (losses, backward) with score distillation over one without, same clip;
+    at the state of the finished run ``fitted`` if given (where guidance really runs: a shaped object
+    and a small beta), else at the start."""
+    import time
+
+    from hoirecon.api import run_config
+    from hoirecon.schema import FitConfig
+    from hoirecon.systems.fit import build_fit
+
+    keys = {"clip": str(clip), "run_dir": str(clip.parent / "sds-timing"), "prior.checkpoint": checkpoint}
+    overrides = ["prior.type=diffusion", "guidance.warmup_steps=0", "guidance.every_n_steps=1", "guidance.max_beta=0"]
+    _, config = run_config(FitConfig, REPO / "configs/fit/demo.yaml", None, overrides, **keys)
+    parts = build_fit(config)
+    objective, scene = parts.system.objective, parts.scene
+    first = 0
+    if fitted is not None:
+        checkpoint_file = fitted / "checkpoints" / "last.ckpt"
+        state = torch.load(checkpoint_file, map_location="cpu", weights_only=False)
+        parts.system.load_state_dict(state["state_dict"], strict=False)
+        first = int(state["global_step"])
+    seconds = {}
+    for active in (False, True):
+        objective.prior.active = active
+        times = []
+        for step in range(repeats + 1):
+            start = time.perf_counter()
+            parts.system.follow_step(first + step)
+            scene.zero_grad()
+            objective(scene, torch.Generator().manual_seed(step))["loss"].backward()
+            times.append(time.perf_counter() - start)
+        seconds[active] = float(np.median(times[1:]))
+    return seconds[True] / seconds[False]
 
 
 def main() -> None:
@@ -135,6 +172,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--skip-ablation", action="store_true")
+    parser.add_argument("--preset", default="narrow12", help="the narrow-arc split (narrow12: 12 clips)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     model, info = load_checkpoint(args.checkpoint)
@@ -153,41 +191,51 @@ def main() -> None:
     summary = {"heldout_loss_cond": round(cond, 5), "heldout_loss_uncond": round(uncond, 5)}
 
     if not args.skip_ablation:
-        rows = ablation(Path(args.out), args.jobs, args.steps)
-        f5, f10 = "object/f@5mm[rigid]", "object/f@10mm[rigid]"
-        variants = list(dict.fromkeys(r["variant"] for r in rows))
-        print(f"\nnarrow-arc ablation (40 degrees, 16 frames, 96 px, {args.steps} steps, seed 0)")
-        print(f"{'variant':<28}{'runs':>5}{'min':>7}{'F@5':>7}{'F@10':>7}{'CD cm2':>8}")
-        by = {}
-        for v in variants:
-            mine = [r for r in rows if r["variant"] == v]
-            by[v] = mine
+        rows = ablation(Path(args.out), args.jobs, args.steps, args.preset)
+        f5, f10, u5 = "object/f@5mm[rigid]", "object/f@10mm[rigid]", "object/unseen_f@5mm[rigid]"
+        kinds = {"none": "prior.type=none", "prior": "prior.type=diffusion"}
+        by = {k: [r for r in rows if r["variant"].startswith(v + ",") or r["variant"] == v] for k, v in kinds.items()}
+        print(f"\nnarrow-arc ablation ({args.preset}: 40 degrees, 16 frames, 96 px, {args.steps} steps)")
+        print(f"{'variant':<10}{'runs':>5}{'min':>7}{'F@5':>7}{'F@10':>7}{'CD cm2':>8}{'F@5 unseen':>12}")
+        for k, mine in by.items():
             cd = mean([r["object/chamfer_cm2[rigid]"] for r in mine])
             print(
-                f"{v:<28}{len(mine):>5}{mean([r['minutes'] for r in mine]):>7.2f}"
-                f"{mean([r[f5] for r in mine]):>7.3f}{mean([r[f10] for r in mine]):>7.3f}{cd:>8.3f}"
+                f"{k:<10}{len(mine):>5}{mean([r['minutes'] for r in mine]):>7.2f}{mean([r[f5] for r in mine]):>7.3f}"
+                f"{mean([r[f10] for r in mine]):>7.3f}{cd:>8.3f}{mean([r[u5] for r in mine]):>12.3f}"
             )
-        print(f"\n{'clip':<10}" + "".join(f"{v.split('=')[-1][:14]:>16}" for v in variants) + "   (F@5 / F@10)")
-        for clip in dict.fromkeys(r["clip"] for r in rows):
-            cells = []
-            for v in variants:
-                r = next((r for r in by[v] if r["clip"] == clip), None)
-                cells.append(f"{r[f5]:.3f}/{r[f10]:.3f}" if r else "-")
-            print(f"{clip:<10}" + "".join(f"{c:>16}" for c in cells))
-        none, prior = by["prior.type=none"], by["prior.type=diffusion"]
+        print(f"\n{'category':<10}{'F@5 none':>10}{'F@5 prior':>11}{'change':>8}")
+        categories = sorted({r["category"] for r in rows})
+        for c in categories:
+            a, b = (mean([r[f5] for r in by[k] if r["category"] == c]) for k in ("none", "prior"))
+            print(f"{c:<10}{a:>10.3f}{b:>11.3f}{b - a:>+8.3f}")
+        print(f"\n{'clip, seed':<16}{'none F@5/F@10':>16}{'prior F@5/F@10':>16}")
+        pairs = []
+        for r in by["none"]:
+            seed = r["variant"].split("seed=")[-1]
+            other = next(
+                (q for q in by["prior"] if q["clip"] == r["clip"] and q["variant"].endswith("seed=" + seed)), None
+            )
+            if other is None:
+                continue
+            pairs.append((r, other))
+            print(f"{r['clip'] + ', ' + seed:<16}{r[f5]:>8.3f}/{r[f10]:.3f}{other[f5]:>9.3f}/{other[f10]:.3f}")
         summary.update(
             {
-                "f10_noprior": round(mean([r[f10] for r in none]), 3),
-                "f10_prior": round(mean([r[f10] for r in prior]), 3),
-                "f5_noprior": round(mean([r[f5] for r in none]), 3),
-                "f5_prior": round(mean([r[f5] for r in prior]), 3),
-                "n_clips": len(prior),
+                "f10_noprior": round(mean([r[f10] for r in by["none"]]), 3),
+                "f10_prior": round(mean([r[f10] for r in by["prior"]]), 3),
+                "f5_noprior": round(mean([r[f5] for r in by["none"]]), 3),
+                "f5_prior": round(mean([r[f5] for r in by["prior"]]), 3),
+                "n_clips": len(pairs),
+                "f5_unseen_noprior": round(mean([r[u5] for r in by["none"]]), 3),
+                "f5_unseen_prior": round(mean([r[u5] for r in by["prior"]]), 3),
+                "n_worse": sum(p[f5] < n[f5] for n, p in pairs),
+                "n_collapsed": sum(n[f10] - p[f10] > 0.2 for n, p in pairs),
             }
         )
-        if "prior.type=smooth-surface" in by:
-            smooth = by["prior.type=smooth-surface"]
-            summary["f10_smooth"] = round(mean([r[f10] for r in smooth]), 3)
-            summary["f5_smooth"] = round(mean([r[f5] for r in smooth]), 3)
+        # at the end of the kettle's no-prior fit: where guidance runs, on the largest object
+        fitted = next(Path(args.out, "compare").glob("**/kettle1*/checkpoints/last.ckpt")).parents[1]
+        clip = Path(args.out) / args.preset / "kettle1"
+        summary["sds_step_ratio"] = round(sds_step_ratio(clip, args.checkpoint, fitted), 3)
     print(json.dumps(summary))
 
 

@@ -182,3 +182,31 @@ def test_a_plugin_prior_guides_the_fit(clip_dir, tmp_path):
     assert "sds" in terms and float(terms["sds"].detach()) > 0
     terms["loss"].backward()
     assert any(float(p.grad.abs().sum()) > 0 for p in parts.scene.sdf.parameters() if p.grad is not None)
+
+
+def test_novel_view_renders_only_rays_that_meet_the_object(clip_dir, tmp_path, monkeypatch):
+    """Skipping rays that miss the solid's box (plus 5 beta and a cell) barely changes the prior's
+    channels: VolSDF's density 5 beta outside the surface is e^-5 of its peak."""
+    import hoirecon.fit.scene as scene_module
+
+    parts = _parts(clip_dir, tmp_path)
+    scene = parts.scene
+    skipped = scene.novel_view(0, 16, torch.Generator().manual_seed(2))[0].detach()
+    everything = lambda K, T, pixels, lo, hi: torch.ones(pixels.shape[:2], dtype=torch.bool)  # noqa: E731
+    monkeypatch.setattr(scene_module, "rays_hit_box", everything)
+    full = scene.novel_view(0, 16, torch.Generator().manual_seed(2))[0].detach()
+    assert (skipped[:, 0] > -0.99).any()  # the object is in view
+    assert (skipped - full).abs().max() < 0.01  # at the initial beta, 1 cm: the softest it gets
+
+
+def test_rays_hit_box():
+    from hoirecon.geometry.camera import look_at, rays_hit_box
+
+    K = torch.tensor([[[10.0, 0, 4.5], [0, 10.0, 4.5], [0, 0, 1]]])
+    T = look_at(torch.tensor([0.0, 0.0, -1.0]), torch.zeros(3))[None]
+    pixels = torch.tensor([[[4.5, 4.5], [0.0, 4.5], [4.5, 9.0]]])  # centre; 0.45 left; 0.45 down
+    lo, hi = torch.full((3,), -0.1), torch.full((3,), 0.1)
+    # at 1 m a pixel is 0.1 m: the centre ray hits, rays 0.45 m off at the box (0.9-1.1 m) miss
+    assert rays_hit_box(K, T, pixels, lo, hi).tolist() == [[True, False, False]]
+    behind = look_at(torch.tensor([0.0, 0.0, -1.0]), torch.tensor([0.0, 0.0, -2.0]))[None]
+    assert rays_hit_box(K, behind, pixels[:, :1], lo, hi).tolist() == [[False]]  # looking away

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from hoirecon.fit.params import HandDeltas, IntrinsicsDeltas, RigidDeltas
-from hoirecon.geometry.camera import pixel_grid, pixel_rays, project
+from hoirecon.geometry.camera import pixel_grid, pixel_rays, project, rays_hit_box
 from hoirecon.geometry.transforms import invert_transform, transform_points
 from hoirecon.hand.model import HandOutput
 from hoirecon.init.base import HandInit
@@ -134,7 +134,9 @@ class FitScene(nn.Module):
         like = poses["K"]  # views are drawn on the generator's device (the CPU), then moved
         with torch.no_grad():
             hand = self.hands(frames)
-            points = torch.cat([hand.vertices[0], self.object_points_in_hand(poses["T_hand_from_obj"][0])])
+            lo, hi = self.object_box(like.dtype, like.device)
+            box_in_hand = transform_points(poses["T_hand_from_obj"][0], box_corners(lo, hi))
+            points = torch.cat([hand.vertices[0], box_in_hand])
         avoid = None
         if unseen_angle_deg > 0:
             with torch.no_grad():
@@ -153,7 +155,19 @@ class FitScene(nn.Module):
             condition = hand_channels(h.mask, h.normal, h.depth, h.attributes, z_ref)
         pixels = pixel_grid(resolution, resolution).to(like)[None]
         T_cam_from_obj = T_cam_from_hand @ poses["T_hand_from_obj"]
-        alpha, depth, normal, _ = self.object_rays(K, T_cam_from_obj, pixels, training=True)
+        # only rays that meet the solid's box (with a margin for the soft density) are rendered; the
+        # others are background (half the pixels or more in a framed view)
+        margin = 5 * float(self.renderer.density_scale()) + 2 * float(self.sdf.bound) / 24
+        hit = rays_hit_box(K, T_cam_from_obj, pixels, lo - margin, hi + margin)[0]
+        alpha, depth, normal = (pixels.new_zeros(resolution * resolution, *tail) for tail in ((), (), (3,)))
+        if hit.any():
+            index = hit.nonzero()[:, 0]
+            a, d, n, _ = self.object_rays(K, T_cam_from_obj, pixels[:, hit], training=True)
+            alpha, depth, normal = (
+                alpha.index_copy(0, index, a[0]),
+                depth.index_copy(0, index, d[0]),
+                normal.index_copy(0, index, n[0]),
+            )
         # the volume-rendered normal is opacity-weighted (its length ~ alpha); the channels want a
         # unit normal times the mask, as the training renders have
         normal = torch.nn.functional.normalize(normal, dim=-1)
@@ -162,21 +176,20 @@ class FitScene(nn.Module):
         return target, condition
 
     @torch.no_grad()
-    def object_points_in_hand(self, T_hand_from_obj: torch.Tensor, cells: int = 24) -> torch.Tensor:
-        """(8, 3) hand-frame corners of the box of the object's current solid: the cells of a
-        ``cells``^3 grid over the SDF's box whose centres are inside (SDF < 0), each a whole cell (so
-        the box is the solid's, not its cell centres'); the SDF's whole box if nothing is inside."""
+    def object_box(
+        self, dtype: torch.dtype, device: torch.device, cells: int = 24
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lo, hi) (3,) object-frame box of the object's current solid: the cells of a ``cells``^3
+        grid over the SDF's box whose centres are inside (SDF < 0), each a whole cell (so the box is
+        the solid's, not its cell centres'); the SDF's whole box if nothing is inside."""
         bound = float(self.sdf.bound)
         cell = 2 * bound / cells
-        axis = (torch.arange(cells, dtype=T_hand_from_obj.dtype) + 0.5) * cell - bound
-        grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
-        grid = grid.to(T_hand_from_obj.device)
+        axis = (torch.arange(cells, dtype=dtype) + 0.5) * cell - bound
+        grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3).to(device)
         inside = grid[self.sdf.sdf(grid).reshape(-1) < 0]
         if len(inside) == 0:
-            lo, hi = grid.new_full((3,), -bound), grid.new_full((3,), bound)
-        else:
-            lo, hi = inside.min(0).values - cell / 2, inside.max(0).values + cell / 2
-        return transform_points(T_hand_from_obj, box_corners(lo, hi))
+            return grid.new_full((3,), -bound), grid.new_full((3,), bound)
+        return inside.min(0).values - cell / 2, inside.max(0).values + cell / 2
 
     @torch.no_grad()
     def render_frame(self, frame: int, chunk: int = 4096) -> dict[str, torch.Tensor]:

@@ -90,3 +90,16 @@ def intrinsics_from_fov(fov_degrees: float, height: int, width: int) -> torch.Te
     """(3, 3) K with square pixels, the given horizontal field of view, centred principal point."""
     f = 0.5 * width / math.tan(math.radians(fov_degrees) / 2)
     return torch.tensor([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
+
+
+def rays_hit_box(
+    K: torch.Tensor, T_cam_from_world: torch.Tensor, pixels: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+) -> torch.Tensor:
+    """(B, R) bool: whether the ray through each pixel (B, R, 2) meets the world-frame box [lo, hi]
+    (3,) in front of the camera (the slab test)."""
+    origins, directions = pixel_rays(K, T_cam_from_world, pixels)
+    inverse = 1 / torch.where(directions.abs() < 1e-12, torch.full_like(directions, 1e-12), directions)
+    t0, t1 = (lo - origins) * inverse, (hi - origins) * inverse
+    near = torch.minimum(t0, t1).amax(-1)
+    far = torch.maximum(t0, t1).amin(-1)
+    return (far >= near.clamp(min=0)) & (far > 0)

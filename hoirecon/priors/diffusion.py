@@ -191,6 +191,8 @@ class Denoiser(nn.Module):
         eps(h, c) + (scale - 1) (eps(h, c) - eps(h, -)) + (hand_scale - 1) (eps(h, c) - eps(-, c)).
 
         ``hand_scale`` != 1 needs a model trained with hand dropout (``train.p_no_hand``)."""
+        if hand_scale == 1.0 and scale == 1.0:
+            return self(x_t, condition, t, class_ids)  # no guidance: one pass, not two
         if hand_scale == 1.0:
             cond, uncond = self.noise_with_and_without_category(x_t, condition, t, class_ids)
             return uncond + scale * (cond - uncond)
