@@ -166,8 +166,10 @@ class FitConfig:
 class PriorDataSection:
     #: Folder written by `hoirecon synth prior-data`.
     path: str = "data/prior/r32"
-    #: The last this-many shards are held out for validation.
+    #: This many shards are held out for validation ...
     val_shards: int = 1
+    #: ... the "last" ones, or the "first" (stable while a dataset is still growing).
+    heldout: str = "last"
     batch_size: int = 8
     num_workers: int = 0
 

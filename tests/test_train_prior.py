@@ -126,3 +126,16 @@ def test_the_moving_average_is_what_is_exported(tmp_path):
 
     with pytest.raises(ConfigError, match="train.lr_schedule"):
         PriorSystem(net, PriorTrainSection(lr_schedule="linear"))
+
+
+def test_heldout_shards_first_or_last(tmp_path):
+    from hoirecon.schema import PriorDataSection
+    from hoirecon.systems.prior import PriorDataModule
+
+    data = make_shards(tmp_path / "data", n_shards=4)
+    last = PriorDataModule(PriorDataSection(path=str(data), val_shards=1), 16)
+    first = PriorDataModule(PriorDataSection(path=str(data), val_shards=1, heldout="first"), 16)
+    assert [s.name for s in last.val_shards] == ["shard_00003.npz"] and len(last.train_shards) == 3
+    assert [s.name for s in first.val_shards] == ["shard_00000.npz"] and first.train_shards[0].name == "shard_00001.npz"
+    with pytest.raises(DataError, match="data.heldout must be"):
+        PriorDataModule(PriorDataSection(path=str(data), heldout="middle"), 16)

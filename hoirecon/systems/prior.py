@@ -33,7 +33,7 @@ def _collate(batch: list) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
 
 
 class PriorDataModule(L.LightningDataModule):
-    """Training stream over all shards but the last ``val_shards``; those are the held-out set."""
+    """Training stream over all shards but ``val_shards`` held out (the last or the first ones)."""
 
     def __init__(self, cfg: PriorDataSection, resolution: int, seed: int = 0):
         super().__init__()
@@ -48,8 +48,13 @@ class PriorDataModule(L.LightningDataModule):
             raise DataError(f"{missing[0]}: listed in index.json but missing")
         if len(shards) <= cfg.val_shards:
             raise DataError(f"{folder}: {len(shards)} shard(s); need more than data.val_shards = {cfg.val_shards}")
-        split = len(shards) - cfg.val_shards
-        self.train_shards, self.val_shards = shards[:split], shards[split:]
+        if cfg.heldout == "last":
+            split = len(shards) - cfg.val_shards
+            self.train_shards, self.val_shards = shards[:split], shards[split:]
+        elif cfg.heldout == "first":
+            self.val_shards, self.train_shards = shards[: cfg.val_shards], shards[cfg.val_shards :]
+        else:
+            raise DataError(f"data.heldout must be 'first' or 'last', not {cfg.heldout!r}")
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
