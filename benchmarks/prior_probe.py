@@ -14,7 +14,7 @@ guidance setting, with the SDS gradient g(x) = w(t) (eps_guided(x_t) - eps) aver
 
 This is the diagnosis's probe (docs/prior.md, "What was wrong"): cheap enough to pick a prior and
 guidance settings before any fit. Usage: benchmarks/prior_probe.py --data data/prior-v2/r32
-[--checkpoint FILE] [--n 32] [--draws 8] [--heldout first|last]. Last line: one JSON object.
+[--checkpoint FILE] [--n 16] [--draws 4] [--heldout first|last]. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="a prior-data resolution folder, e.g. data/prior-v2/r32")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
-    parser.add_argument("--n", type=int, default=32, help="held-out samples")
-    parser.add_argument("--draws", type=int, default=8, help="noise draws per expectation")
+    parser.add_argument("--n", type=int, default=16, help="held-out samples")
+    parser.add_argument("--draws", type=int, default=4, help="noise draws per expectation")
     parser.add_argument("--heldout", default="first", choices=["first", "last"])
     args = parser.parse_args()
     torch.set_num_threads(2)

@@ -255,3 +255,26 @@ def test_framed_views_avoid_the_input_cameras():
     closest = [torch.rad2deg(torch.acos((away @ view_direction(T[:3, :3])).max())) for T in free]
     assert min(closest) < 30  # without the setting, views often look from the input side
     assert roma.is_rotation_matrix(free[0][:3, :3], epsilon=1e-5)
+
+
+def test_x0_weighting_pulls_towards_the_one_step_denoised_render(tmp_path):
+    torch.manual_seed(0)
+    path = save_checkpoint(Denoiser(TINY), tmp_path / "p.safetensors")
+    spec = {"type": "diffusion", "checkpoint": str(path), "weight": 1.0, "weighting": "x0", "t_min": 0.5}
+    prior = build("prior", spec)
+    target, condition, _ = batch(2)
+    x0 = target.clone().requires_grad_(True)
+    prior.generator.manual_seed(7)
+    prior.sds_loss(x0, condition, ["mug", "bottle"], step=0).backward()
+    prior.generator.manual_seed(7)  # replay the draws: x0_hat = (x_t - sqrt(1 - abar) eps_hat) / sqrt(abar)
+    model, T = prior.model, TINY.num_train_timesteps
+    t = torch.randint(int(0.5 * T), int(0.98 * T), (2,), generator=prior.generator)
+    noise = torch.randn(x0.shape, generator=prior.generator)
+    x_t = model.add_noise(target, noise, t)
+    abar = model.alphas_cumprod[t].view(-1, 1, 1, 1)
+    with torch.no_grad():
+        eps = model(x_t, condition, t, model.class_ids(["mug", "bottle"]))
+    x0_hat = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+    assert torch.allclose(x0.grad, target - x0_hat, atol=1e-4)
+    with pytest.raises(ConfigError, match="prior.weighting"):
+        build("prior", {**spec, "weighting": "v"})

@@ -300,6 +300,10 @@ class DiffusionPrior(nn.Module):
         #: config uses 1e-3; 1e-2 made SDS up to 62% of the mask gradient here.
         weight: Any = 1.0e-3
         t_min: float = 0.02
+        #: "sds": w(t) = sqrt(abar (1 - abar)) on (eps_hat - eps); "x0": the gradient is x0 - x0_hat,
+        #: the one-step denoised render's pull (w(t) = sqrt((1 - abar) / abar)), which weights high t,
+        #: where the diagnosis found the push aligned with the truth (use with t_min 0.75, t_max [0.98, 0.9]).
+        weighting: str = "sds"
         #: Largest timestep fraction: [from, to] over the fit's run (DiffHOI anneals 0.98 -> 0.5), or
         #: a number, or a [start_step, v0, v1, end_step] schedule in steps.
         t_max: Any = field(default_factory=lambda: [0.98, 0.5])
@@ -313,6 +317,8 @@ class DiffusionPrior(nn.Module):
         self.model, self.info = load_checkpoint(cfg.checkpoint or DEFAULT_CHECKPOINT)
         self.model.requires_grad_(False)
         self.resolution = self.model.cfg.resolution
+        if cfg.weighting not in ("sds", "x0"):
+            raise ConfigError(f"prior.weighting must be sds or x0, not {cfg.weighting!r}")
         self.weight = Schedule.parse(cfg.weight, "prior.weight")
         self._t_max_over_run = isinstance(cfg.t_max, (list, tuple)) and len(cfg.t_max) == 2
         if self._t_max_over_run:
@@ -332,7 +338,8 @@ class DiffusionPrior(nn.Module):
     def sds_loss(
         self, object_channels: torch.Tensor, hand_condition: torch.Tensor, categories: Sequence[str], step: int
     ) -> torch.Tensor:
-        """Score distillation: gradient w_sds * w(t) * (eps_hat_cfg - eps) on ``object_channels``."""
+        """Score distillation: gradient w_sds * w(t) * (eps_hat_cfg - eps) on ``object_channels``
+        (``weighting`` "x0": exactly w_sds * (x0 - x0_hat), x0_hat the one-step denoised render)."""
         check_channels(object_channels, hand_condition)
         x0 = object_channels
         b, device = x0.shape[0], x0.device
@@ -350,6 +357,7 @@ class DiffusionPrior(nn.Module):
             self.cfg.hand_scale,
         )
         abar = self.model.abar(t)
-        grad = self.weight(step) * (1 - abar).sqrt() * abar.sqrt() * (eps - noise)
+        w_t = (1 - abar).sqrt() * (abar.sqrt() if self.cfg.weighting == "sds" else 1 / abar.sqrt())
+        grad = self.weight(step) * w_t * (eps - noise)
         target = (x0 - grad).detach()
         return 0.5 * ((x0 - target) ** 2).sum()  # d/dx0 = grad
