@@ -88,6 +88,8 @@ class PriorSystem(L.LightningModule):
             if train.ema_decay > 0
             else None
         )
+        if self.ema is not None:
+            self.ema.requires_grad_(False)  # not trained: DDP would wait for its gradients
 
     @property
     def averaged(self) -> Denoiser:
