@@ -14,7 +14,7 @@ guidance setting, with the SDS gradient g(x) = w(t) (eps_guided(x_t) - eps) aver
 
 This is the diagnosis's probe (docs/prior.md, "What was wrong"): cheap enough to pick a prior and
 guidance settings before any fit. Usage: benchmarks/prior_probe.py --data data/prior-v2/r32
-[--checkpoint FILE] [--n 16] [--draws 4] [--heldout first|last]. Last line: one JSON object.
+[--checkpoint FILE] [--n 16] [--draws 4] [--heldout first|last] [--timesteps 500 800 ...]. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=16, help="held-out samples")
     parser.add_argument("--draws", type=int, default=4, help="noise draws per expectation")
     parser.add_argument("--heldout", default="first", choices=["first", "last"])
+    parser.add_argument("--timesteps", type=int, nargs="+", default=list(TIMESTEPS))
     args = parser.parse_args()
     torch.set_num_threads(2)
     model, info = load_checkpoint(args.checkpoint)
@@ -84,7 +85,7 @@ def main() -> None:
         + f"{'cos_hand':>10}"
     )
     summary = {}
-    for t in TIMESTEPS:
+    for t in args.timesteps:
         cells = []
         for name, (scale, hand_scale) in SETTINGS.items():
             g_wrong = expected_gradient(model, x_wrong, condition, ids, t, scale, hand_scale, args.draws, t)
