@@ -65,7 +65,8 @@ def resolution_folder(out: Path, resolution: int) -> Path:
 def render_views(hand_verts, hand_faces, hand_code, obj_verts, obj_faces, T_cam_from_hand, focal, resolution):
     """Condition (B, 7, R, R) and target (B, 5, R, R) for views T_cam_from_hand (B, 4, 4), focal (B,) x R pixels.
 
-    hand_verts (V, 3) and obj_verts (W, 3) in the hand frame; hand_code (V, 2).
+    hand_verts (V, 3) or (B, V, 3) and obj_verts (W, 3) or (B, W, 3) in the hand frame (one grasp, or
+    one per view); hand_code (V, 2).
     """
     from hoirecon.data.synth.scene import render_mesh
     from hoirecon.geometry.transforms import transform_points
@@ -122,27 +123,30 @@ def make_shard(cfg: PriorDataConfig, index: int, out: Path) -> int:
             obj = build("object_generator", category).generate(int(rng.integers(2**31)))
         category = obj.category
         obj_verts, obj_faces = simplified(obj.mesh, max_faces=3000)
-        frame_points = box_corners(*torch.as_tensor(obj.mesh.bounds, dtype=torch.float32))
+        frame_points = box_corners(*torch.tensor(np.array(obj.mesh.bounds), dtype=torch.float32))
+        views: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # hand, object, T_cam_from_hand
         for _ in range(cfg.grasps_per_object):
             grasp = grasps.synthesize(obj, int(rng.integers(2**31)))
             if not grasp.plausible:
                 continue
             hand_verts = grasp.hand_vertices(hand_model)
             obj_hand = transform_points(torch.from_numpy(grasp.T_hand_from_obj), obj_verts)
-            n_views = min(cfg.views_per_grasp, count - len(labels))
+            n_views = min(cfg.views_per_grasp, count - len(labels) - len(views))
             points = torch.cat([hand_verts, transform_points(torch.from_numpy(grasp.T_hand_from_obj), frame_points)])
             fills = rng.uniform(*cfg.fill, n_views)
-            T = torch.stack([framed_novel_view(points, 1, gen, fill=float(f))[0] for f in fills])
-            focal = torch.full((n_views,), FOCAL)
+            views += [(hand_verts, obj_hand, framed_novel_view(points, 1, gen, fill=float(f))[0]) for f in fills]
+            if len(labels) + len(views) >= count:
+                break
+        if views:  # all the object's views in one rasteriser call per mesh and resolution
+            hand_b, obj_b, T = (torch.stack(x) for x in zip(*views))
+            focal = torch.full((len(views),), FOCAL)
             for r in cfg.resolutions:
                 condition, target = render_views(
-                    hand_verts, hand_model.faces, hand_model.vertex_code, obj_hand, obj_faces, T, focal, r
+                    hand_b, hand_model.faces, hand_model.vertex_code, obj_b, obj_faces, T, focal, r
                 )
                 conditions[r].append(condition.numpy())
                 targets[r].append(target.numpy())
-            labels += [category] * n_views
-            if len(labels) >= count:
-                break
+            labels += [category] * len(views)
     for r in cfg.resolutions:
         folder = resolution_folder(out, r)
         folder.mkdir(parents=True, exist_ok=True)
