@@ -1,8 +1,8 @@
 """Evidence for the diffusion prior: held-out denoising loss, a contact sheet, and the narrow-arc ablation.
 
-(a) Held-out loss: epsilon MSE on the held-out prior-data shards (the last ``--val-shards``, never
-    trained on), per category, with the category and with the null class, at timesteps and noise fixed
-    per batch (``Denoiser.heldout_losses``).
+(a) Held-out loss: epsilon MSE on the held-out prior-data shards (``--val-shards`` of them, the last
+    or, with ``--heldout first``, the first; never trained on), per category, with the category and
+    with the null class, at timesteps and noise fixed per batch (``Denoiser.heldout_losses``).
 (b) Contact sheet ``docs/prior_samples.png``: for held-out hand renders of each category, the hand
     condition, the object sampled with the category (DDIM, CFG 2), sampled without it, and the truth.
 (c) Ablation: the ``narrow12`` synthetic split (40-degree camera arcs; every HOI4D category twice)
@@ -37,9 +37,10 @@ HOIRECON = str(Path(sys.executable).parent / "hoirecon")
 SHEET_CATEGORIES = ["mug", "bottle", "kettle", "bowl", "knife", "toycar"]
 
 
-def heldout_shards(data: Path, val_shards: int) -> list[Path]:
-    index = read_index(data)
-    return [data / name for name in sorted(index["shards"])][-val_shards:]
+def heldout_shards(data: Path, val_shards: int, which: str = "last") -> list[Path]:
+    """The held-out shards as training held them out (``data.heldout``: the first or the last)."""
+    names = sorted(read_index(data)["shards"])
+    return [data / name for name in (names[:val_shards] if which == "first" else names[-val_shards:])]
 
 
 def heldout_losses(model, shards: list[Path], batch_size: int = 64) -> dict[str, tuple[float, float, int]]:
@@ -167,6 +168,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--data", default=str(REPO / "data/prior/r32"))
     parser.add_argument("--val-shards", type=int, default=2, help="held-out shards (as in training)")
+    parser.add_argument("--heldout", default="last", choices=["first", "last"], help="which (data.heldout)")
     parser.add_argument("--out", default=str(REPO / "runs/bench-prior"))
     parser.add_argument("--sheet", default=str(REPO / "docs/prior_samples.png"))
     parser.add_argument("--jobs", type=int, default=2)
@@ -176,7 +178,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     model, info = load_checkpoint(args.checkpoint)
-    shards = heldout_shards(Path(args.data), args.val_shards)
+    shards = heldout_shards(Path(args.data), args.val_shards, args.heldout)
 
     losses = heldout_losses(model, shards)
     print(f"prior {args.checkpoint} ({info.get('steps', '?')} steps); held-out epsilon MSE on {len(shards)} shards")
