@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from hoirecon.data.prior_shards import ShardStream, read_index
+from hoirecon.data.prior_shards import ShardStream, read_index, split_heldout
 from hoirecon.priors.diffusion import DEFAULT_CHECKPOINT, load_checkpoint
 from hoirecon.utils.stats import mean_finite as mean
 
@@ -39,8 +39,7 @@ SHEET_CATEGORIES = ["mug", "bottle", "kettle", "bowl", "knife", "toycar"]
 
 def heldout_shards(data: Path, val_shards: int, which: str = "last") -> list[Path]:
     """The held-out shards as training held them out (``data.heldout``: the first or the last)."""
-    names = sorted(read_index(data)["shards"])
-    return [data / name for name in (names[:val_shards] if which == "first" else names[-val_shards:])]
+    return split_heldout([data / name for name in sorted(read_index(data)["shards"])], val_shards, which)[1]
 
 
 def heldout_losses(model, shards: list[Path], batch_size: int = 64) -> dict[str, tuple[float, float, int]]:

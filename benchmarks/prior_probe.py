@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from hoirecon.data.prior_shards import ShardStream, read_index
+from hoirecon.data.prior_shards import ShardStream, read_index, split_heldout
 from hoirecon.priors.channels import no_hand
 from hoirecon.priors.diffusion import DEFAULT_CHECKPOINT, load_checkpoint
 
@@ -34,8 +34,7 @@ SETTINGS = {"cfg1": (1.0, 1.0), "cfg4": (4.0, 1.0), "hand2": (1.0, 2.0)}
 
 
 def heldout(data: Path, n: int, which: str, val_shards: int = 2) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    names = sorted(read_index(data)["shards"])
-    shards = [data / s for s in (names[:val_shards] if which == "first" else names[-val_shards:])]
+    shards = split_heldout([data / s for s in sorted(read_index(data)["shards"])], val_shards, which)[1]
     picked = []
     for sample in ShardStream(shards, shuffle=False):
         picked.append(sample)

@@ -28,8 +28,14 @@ PACKAGES = (
     "libigl",
 )
 
-#: The packages whose meshes the mesh library draws (``hoirecon.data.synth.library``; extra ``meshes``).
-MESH_PACKAGES = ("robosuite", "metaworld", "gymnasium_robotics", "pybullet_data")
+#: The packages whose meshes the mesh library draws (``hoirecon.data.synth.library``; extra ``meshes``):
+#: module -> the pip package that brings it.
+MESH_PACKAGES = {
+    "robosuite": "robosuite",
+    "metaworld": "metaworld",
+    "gymnasium_robotics": "gymnasium-robotics",
+    "pybullet_data": "pybullet",
+}
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 

@@ -127,6 +127,20 @@ def test_unknown_category_falls_back_to_the_null_class():
     assert ids.tolist() == [0, model.null_class, 1]
 
 
+def replayed_denoised(prior, seed: int, target, condition, t_min: float) -> torch.Tensor:
+    """The one-step denoised estimate x0_hat = (x_t - sqrt(1 - abar) eps_hat) / sqrt(abar) that the
+    prior's ``sds_loss`` saw, replaying its draws from ``seed`` (t in [t_min, 0.98], CFG 1)."""
+    prior.generator.manual_seed(seed)
+    model, T = prior.model, TINY.num_train_timesteps
+    t = torch.randint(int(t_min * T), int(0.98 * T), (len(target),), generator=prior.generator)
+    noise = torch.randn(target.shape, generator=prior.generator)
+    x_t = model.add_noise(target, noise, t)
+    abar = model.alphas_cumprod[t].view(-1, 1, 1, 1)
+    with torch.no_grad():
+        eps = model(x_t, condition, t, model.class_ids(["mug", "bottle"]))
+    return (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+
+
 def test_sds_gradient_points_towards_the_denoised_render(tmp_path):
     torch.manual_seed(0)
     path = save_checkpoint(Denoiser(TINY), tmp_path / "p.safetensors")
@@ -135,17 +149,7 @@ def test_sds_gradient_points_towards_the_denoised_render(tmp_path):
     x0 = target.clone().requires_grad_(True)
     prior.generator.manual_seed(5)
     prior.sds_loss(x0, condition, ["mug", "bottle"], step=0).backward()
-    # replay the same draws to get the model's denoised estimate of x0
-    prior.generator.manual_seed(5)
-    model = prior.model
-    T = TINY.num_train_timesteps
-    t = torch.randint(int(0.02 * T), int(0.98 * T), (2,), generator=prior.generator)
-    noise = torch.randn(x0.shape, generator=prior.generator)
-    x_t = model.add_noise(target, noise, t)
-    abar = model.alphas_cumprod[t].view(-1, 1, 1, 1)
-    with torch.no_grad():
-        eps = model(x_t, condition, t, model.class_ids(["mug", "bottle"]))
-    denoised = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+    denoised = replayed_denoised(prior, 5, target, condition, t_min=0.02)
     before = (target - denoised).norm()
     after = (target - 0.1 * x0.grad - denoised).norm()
     assert after < before
@@ -266,15 +270,7 @@ def test_x0_weighting_pulls_towards_the_one_step_denoised_render(tmp_path):
     x0 = target.clone().requires_grad_(True)
     prior.generator.manual_seed(7)
     prior.sds_loss(x0, condition, ["mug", "bottle"], step=0).backward()
-    prior.generator.manual_seed(7)  # replay the draws: x0_hat = (x_t - sqrt(1 - abar) eps_hat) / sqrt(abar)
-    model, T = prior.model, TINY.num_train_timesteps
-    t = torch.randint(int(0.5 * T), int(0.98 * T), (2,), generator=prior.generator)
-    noise = torch.randn(x0.shape, generator=prior.generator)
-    x_t = model.add_noise(target, noise, t)
-    abar = model.alphas_cumprod[t].view(-1, 1, 1, 1)
-    with torch.no_grad():
-        eps = model(x_t, condition, t, model.class_ids(["mug", "bottle"]))
-    x0_hat = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+    x0_hat = replayed_denoised(prior, 7, target, condition, t_min=0.5)
     assert torch.allclose(x0.grad, target - x0_hat, atol=1e-4)
     with pytest.raises(ConfigError, match="prior.weighting"):
         build("prior", {**spec, "weighting": "v"})

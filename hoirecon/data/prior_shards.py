@@ -73,6 +73,18 @@ def read_index(folder: Path) -> dict:
     return index
 
 
+def split_heldout(shards: Sequence[Path], n_heldout: int, which: str = "last") -> tuple[list[Path], list[Path]]:
+    """(training, held-out) shards: the ``which`` ("first" or "last") ``n_heldout`` are held out. The
+    first ones stay the same while a dataset grows."""
+    shards = list(shards)
+    if which == "last":
+        split = len(shards) - n_heldout
+        return shards[:split], shards[split:]
+    if which == "first":
+        return shards[n_heldout:], shards[:n_heldout]
+    raise DataError(f"data.heldout must be 'first' or 'last', not {which!r}")
+
+
 class ShardStream(IterableDataset):
     """Streams (target (5,R,R), condition (7,R,R), category) from shards, reshuffled every pass.
 

@@ -17,10 +17,11 @@ from hoirecon.eval.metrics import HandMPJPE, HandObjectContact, MaskIoU
 from hoirecon.fit.outputs import poses
 from hoirecon.fit.scene import FitScene
 from hoirecon.geometry.camera import project
-from hoirecon.geometry.mesh_sdf import mesh_sdf
+from hoirecon.geometry.mesh_sdf import MeshSDF
 from hoirecon.geometry.transforms import transform_points
 from hoirecon.render.composite import composite_labels
 from hoirecon.render.raster import rasterize
+from hoirecon.sdf.mesh import simplified
 
 
 def evaluate(scene: FitScene, clip: Clip, mesh: trimesh.Trimesh | None) -> dict[str, float]:
@@ -56,13 +57,7 @@ def seen_by_the_clip(
     its pixel's ray (within ``tolerance`` of the true object's depth there, rasterised from the
     ground-truth poses) and the hand is not in front of it (the clip's visible hand mask)."""
     gt = clip.gt
-    vertices, faces = np.asarray(gt_mesh.vertices), np.asarray(gt_mesh.faces)
-    if len(faces) > 4000:  # depth maps need no more (the tolerance is well above the simplification's error)
-        import fast_simplification
-
-        vertices, faces = fast_simplification.simplify(vertices, faces, target_reduction=1 - 4000 / len(faces))
-    faces = torch.as_tensor(np.asarray(faces), dtype=torch.long)
-    verts = torch.as_tensor(np.asarray(vertices), dtype=torch.float32)
+    verts, faces = simplified(gt_mesh, 4000)  # depth maps need no more (the tolerance is far above its error)
     h, w = clip.hand_masks.shape[1:]
     q = torch.as_tensor(points, dtype=torch.float32)
     seen = torch.zeros(len(q), dtype=torch.bool)
@@ -100,7 +95,7 @@ def render_metrics(scene: FitScene, clip: Clip, max_frames: int = 8) -> dict[str
 def contact_metrics(scene: FitScene, mesh: trimesh.Trimesh) -> dict[str, float]:
     """Penetration depth and contact ratio of the fitted hands against the fitted object mesh."""
     verts = scene.hand_vertices_in_object(torch.arange(scene.n_frames))
-    sdf = mesh_sdf(mesh)(verts.reshape(-1, 3).double()).reshape(verts.shape[:2])
+    sdf = MeshSDF(mesh)(verts.reshape(-1, 3).double()).reshape(verts.shape[:2])
     metric = HandObjectContact()
     metric.update(sdf)
     return {f"contact/{k}": v for k, v in metric.compute().items()}

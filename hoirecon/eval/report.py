@@ -58,7 +58,7 @@ def _mesh_trace(mesh: trimesh.Trimesh, name: str, colour: str, max_faces: int = 
     import plotly.graph_objects as go
 
     if len(mesh.faces) > max_faces:
-        from hoirecon.data.synth.scene import simplified
+        from hoirecon.sdf.mesh import simplified
 
         v, f = simplified(mesh, max_faces)
         mesh = trimesh.Trimesh(v.numpy(), f.numpy(), process=False)

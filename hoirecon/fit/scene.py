@@ -36,6 +36,10 @@ class RayRender:
     volume: VolumeOutput
 
 
+#: Cells per side of the grid that finds the object's current solid (its box frames novel views).
+OBJECT_BOX_CELLS = 24
+
+
 class FitScene(nn.Module):
     """The unknowns of one clip and how to render them."""
 
@@ -157,7 +161,7 @@ class FitScene(nn.Module):
         T_cam_from_obj = T_cam_from_hand @ poses["T_hand_from_obj"]
         # only rays that meet the solid's box (with a margin for the soft density) are rendered; the
         # others are background (half the pixels or more in a framed view)
-        margin = 5 * float(self.renderer.density_scale()) + 2 * float(self.sdf.bound) / 24
+        margin = 5 * float(self.renderer.density_scale()) + 2 * float(self.sdf.bound) / OBJECT_BOX_CELLS
         hit = rays_hit_box(K, T_cam_from_obj, pixels, lo - margin, hi + margin)[0]
         alpha, depth, normal = (pixels.new_zeros(resolution * resolution, *tail) for tail in ((), (), (3,)))
         if hit.any():
@@ -177,7 +181,7 @@ class FitScene(nn.Module):
 
     @torch.no_grad()
     def object_box(
-        self, dtype: torch.dtype, device: torch.device, cells: int = 24
+        self, dtype: torch.dtype, device: torch.device, cells: int = OBJECT_BOX_CELLS
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(lo, hi) (3,) object-frame box of the object's current solid: the cells of a ``cells``^3
         grid over the SDF's box whose centres are inside (SDF < 0), each a whole cell (so the box is

@@ -58,11 +58,6 @@ class MeshSDF:
         q = p.detach().reshape(-1, 3).cpu().numpy().astype(np.float64)
         if len(q) == 0:
             return p.new_zeros(p.shape[:-1])
-        inside = np.abs(self.winding_number(q)) > 0.5
-        signed = np.where(inside, -self.distance(q), self.distance(q))
+        distance = self.distance(q)
+        signed = np.where(np.abs(self.winding_number(q)) > 0.5, -distance, distance)
         return torch.from_numpy(signed).to(dtype=p.dtype, device=p.device).reshape(p.shape[:-1])
-
-
-def mesh_sdf(mesh: trimesh.Trimesh) -> MeshSDF:
-    """The signed distance function of ``mesh`` (see ``MeshSDF``)."""
-    return MeshSDF(mesh)

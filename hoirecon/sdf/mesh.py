@@ -1,4 +1,5 @@
-"""Meshes from signed distance functions: marching cubes (scikit-image), saved through trimesh."""
+"""Meshes from signed distance functions: marching cubes (scikit-image), lighter copies for
+rendering (fast-simplification), saved through trimesh."""
 
 from __future__ import annotations
 
@@ -67,6 +68,19 @@ def extract_mesh(
             mesh = trimesh.Trimesh(part.vertices, part.faces, process=False)
     mesh.fix_normals()
     return mesh
+
+
+def simplified(mesh: trimesh.Trimesh, max_faces: int = 4000) -> tuple[torch.Tensor, torch.Tensor]:
+    """A lighter copy of ``mesh`` for rendering: (V, 3) float32 vertices and (F, 3) long faces."""
+    vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    if len(faces) > max_faces:
+        import fast_simplification
+
+        vertices, faces = fast_simplification.simplify(
+            vertices.astype(np.float32), faces.astype(np.int32), target_reduction=1 - max_faces / len(faces)
+        )
+    vertices_t = torch.as_tensor(np.asarray(vertices), dtype=torch.float32)
+    return vertices_t, torch.as_tensor(np.asarray(faces), dtype=torch.long)
 
 
 def save_mesh(mesh: trimesh.Trimesh, path: str | Path) -> Path:

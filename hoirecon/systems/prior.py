@@ -13,7 +13,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-from hoirecon.data.prior_shards import ShardStream, read_index
+from hoirecon.data.prior_shards import ShardStream, read_index, split_heldout
 from hoirecon.dataclass_config import make_config
 from hoirecon.errors import ConfigError, DataError
 from hoirecon.priors.diffusion import Denoiser, NetworkConfig, save_checkpoint
@@ -48,13 +48,7 @@ class PriorDataModule(L.LightningDataModule):
             raise DataError(f"{missing[0]}: listed in index.json but missing")
         if len(shards) <= cfg.val_shards:
             raise DataError(f"{folder}: {len(shards)} shard(s); need more than data.val_shards = {cfg.val_shards}")
-        if cfg.heldout == "last":
-            split = len(shards) - cfg.val_shards
-            self.train_shards, self.val_shards = shards[:split], shards[split:]
-        elif cfg.heldout == "first":
-            self.val_shards, self.train_shards = shards[: cfg.val_shards], shards[cfg.val_shards :]
-        else:
-            raise DataError(f"data.heldout must be 'first' or 'last', not {cfg.heldout!r}")
+        self.train_shards, self.val_shards = split_heldout(shards, cfg.val_shards, cfg.heldout)
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -22,11 +22,12 @@ import torch
 from hoirecon.data.clip import Clip, ClipGT, HandParams
 from hoirecon.data.synth.grasp import Grasp, GraspConfig, GraspSynthesizer
 from hoirecon.data.synth.objects import SynthObject
-from hoirecon.data.synth.scene import compose_rgb, noise_background, render_mesh, simplified, visible_masks
+from hoirecon.data.synth.scene import compose_rgb, noise_background, render_mesh, visible_masks
 from hoirecon.errors import DataError
 from hoirecon.geometry.camera import look_at
 from hoirecon.geometry.transforms import make_transform, transform_points
 from hoirecon.registry import build
+from hoirecon.sdf.mesh import simplified
 
 OBJECT_COLOURS = np.array(
     [[0.80, 0.15, 0.12], [0.15, 0.35, 0.75], [0.90, 0.75, 0.20], [0.20, 0.60, 0.30], [0.85, 0.85, 0.85],

@@ -23,16 +23,9 @@ import trimesh
 
 from hoirecon.data.synth.mesh_objects import is_reserved, mesh_object, prepare_mesh, read_mesh, weld
 from hoirecon.data.synth.objects import SynthObject
+from hoirecon.doctor import MESH_PACKAGES
 from hoirecon.errors import DataError
 from hoirecon.registry import register
-
-#: The pip package of each source package (what to install when it is missing).
-PIP_NAMES = {
-    "robosuite": "robosuite",
-    "metaworld": "metaworld",
-    "gymnasium_robotics": "gymnasium-robotics",
-    "pybullet_data": "pybullet",
-}
 
 #: Largest bounding-box side, metres, of each library category's objects (uniform in this range).
 SIZES: dict[str, tuple[float, float]] = {
@@ -187,7 +180,7 @@ def assembled_mesh(entry: LibraryMesh) -> trimesh.Trimesh:
     if root is None:
         raise DataError(
             f"mesh library: {entry.name} needs the package '{entry.package}'; "
-            f"install it with pip install -e '.[meshes]' (or pip install {PIP_NAMES[entry.package]})"
+            f"install it with pip install -e '.[meshes]' (or pip install {MESH_PACKAGES[entry.package]})"
         )
     parts = []
     for part in entry.parts:
@@ -206,7 +199,7 @@ class LibraryObject:
 
     @dataclass
     class Config:
-        #: A library category (``hoirecon synth library`` lists them); "" draws from all of them.
+        #: A library category (``library_categories()``; an unknown one lists them); "" draws from all.
         category: str = ""
         #: Relative change of each axis's length (uniform in +-aspect) before scaling to the size.
         aspect: float = 0.1

@@ -97,9 +97,9 @@ def _worker_setup() -> None:
 def make_shard(cfg: PriorDataConfig, index: int, out: Path) -> int:
     """Generate shard ``index`` at every resolution; returns its sample count."""
     from hoirecon.data.synth.grasp import GraspSynthesizer
-    from hoirecon.data.synth.scene import simplified
     from hoirecon.geometry.transforms import transform_points
     from hoirecon.registry import build
+    from hoirecon.sdf.mesh import simplified
 
     if "hand" not in _WORKER:
         _WORKER["hand"] = build("hand_model", "mano")
@@ -162,7 +162,7 @@ def check_objects(cfg: PriorDataConfig) -> None:
     """Refuse unknown object sources, the library without its packages and unusable mesh files,
     before any worker starts."""
     from hoirecon.data.synth.clip import OBJECT_SOURCES
-    from hoirecon.data.synth.mesh_objects import is_reserved
+    from hoirecon.data.synth.mesh_objects import is_reserved, prepare_mesh, read_mesh
     from hoirecon.registry import build
 
     sources = (*OBJECT_SOURCES, "mesh")
@@ -178,7 +178,7 @@ def check_objects(cfg: PriorDataConfig) -> None:
     for path in cfg.object_meshes if "mesh" in cfg.objects else ():
         if is_reserved(path):
             raise DataError(f"{path}: reserved for evaluation (docs/synth.md); never train the prior on it")
-        _mesh_object(cfg, path)  # a bad file fails here, in one line
+        prepare_mesh(read_mesh(path), path, size=cfg.object_size)  # a bad file fails here, in one line
 
 
 def _mesh_object(cfg: PriorDataConfig, path: str):

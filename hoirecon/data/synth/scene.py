@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import trimesh
 
 from hoirecon.render.raster import RasterOutput, RasterSettings, rasterize
 
@@ -29,19 +28,6 @@ def render_mesh(
     """Full-image render of (B, V, 3) camera-frame vertices; no gradients needed here."""
     with torch.no_grad():
         return rasterize(vertices_cam, faces, K, image_size=size, attributes=attributes, settings=settings)
-
-
-def simplified(mesh: trimesh.Trimesh, max_faces: int = 4000) -> tuple[torch.Tensor, torch.Tensor]:
-    """A lighter copy of ``mesh`` for rendering: (V, 3) float32 vertices and (F, 3) long faces."""
-    vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-    if len(faces) > max_faces:
-        import fast_simplification
-
-        vertices, faces = fast_simplification.simplify(
-            vertices.astype(np.float32), faces.astype(np.int32), target_reduction=1 - max_faces / len(faces)
-        )
-    vertices_t = torch.as_tensor(np.asarray(vertices), dtype=torch.float32)
-    return vertices_t, torch.as_tensor(np.asarray(faces), dtype=torch.long)
 
 
 @dataclass
