@@ -216,3 +216,31 @@ def test_rays_hit_box():
     assert rays_hit_box(K, T, pixels, lo, hi).tolist() == [[True, False, False]]
     behind = look_at(torch.tensor([0.0, 0.0, -1.0]), torch.tensor([0.0, 0.0, -2.0]))[None]
     assert rays_hit_box(K, behind, pixels[:, :1], lo, hi).tolist() == [[False]]  # looking away
+
+
+def test_unseen_angle_setting_reaches_the_novel_views(clip_dir, tmp_path, monkeypatch):
+    """guidance.unseen_angle_deg hands the input cameras and the angle to the view sampler (whose
+    avoidance tests/test_prior.py checks), and the views change."""
+    import hoirecon.fit.scene as scene_module
+
+    seen = []
+    real = scene_module.framed_novel_view
+
+    def recording(points, resolution, generator, **kwargs):
+        seen.append(kwargs)
+        return real(points, resolution, generator, **kwargs)
+
+    monkeypatch.setattr(scene_module, "framed_novel_view", recording)
+    views = {}
+    for angle in (0.0, 120.0):
+        parts = _parts(
+            clip_dir, tmp_path / str(angle), "prior.type=smooth-surface", "guidance.warmup_steps=0",
+            "guidance.max_beta=0", f"guidance.unseen_angle_deg={angle}",
+        )  # fmt: skip
+        parts.system.follow_step(0)
+        views[angle] = parts.scene.novel_view(0, 16, torch.Generator().manual_seed(3), angle)[1]
+        parts.system.objective(parts.scene, generator=torch.Generator().manual_seed(3))
+    assert seen[0]["avoid"] is None and seen[1]["avoid"] is None  # angle 0: any view
+    assert seen[2]["min_angle_deg"] == 120.0 and len(seen[2]["avoid"]) == parts.scene.n_frames
+    assert seen[3]["min_angle_deg"] == 120.0  # through the objective too
+    assert not torch.allclose(views[0.0], views[120.0])  # the far side: another view

@@ -311,3 +311,54 @@ def test_a_packaged_open_cup_makes_a_valid_clip_that_scores(tmp_path):
     scores = object_scores(moved, gt, "none", gt_seen=lambda p: seen_by_the_clip(clip, gt, p))
     assert scores["f@5mm"] > 0.9 and scores["f@10mm"] == pytest.approx(1.0)
     assert 0.05 < scores["unseen_share"] < 0.95 and scores["unseen_f@10mm"] == pytest.approx(1.0)
+
+
+def test_library_settings_change_the_objects():
+    def draw(**cfg):
+        return build("object_generator", {"type": "library", "voxel": 0.004, **cfg})
+
+    mug = [e for e in LIBRARY if e.name == "metaworld/mug"][0]
+    exact = draw(aspect=0.0).object_of(mug, np.random.default_rng(0))
+    ratio = lambda o: np.sort(o.extent) / o.extent.max()  # noqa: E731
+    np.testing.assert_allclose(ratio(exact), np.sort([0.081, 0.054, 0.066]) / 0.081, atol=0.06)
+    stretched = draw(aspect=0.3).object_of(mug, np.random.default_rng(0))
+    assert np.abs(ratio(stretched) - ratio(exact)).max() > 0.05
+    assert draw(category="mug", sizes={"mug": [0.2, 0.2]}).generate(0).extent.max() == pytest.approx(0.2, abs=0.005)
+    assert all(e.category != SHAPE_CATEGORY for e in draw(shapes=False).candidates())
+    assert any(e.category == SHAPE_CATEGORY for e in draw().candidates())
+    coarse, fine = draw(category="cup", voxel=0.004).generate(0), draw(category="cup", voxel=0.002).generate(0)
+    assert len(fine.mesh.faces) > 3 * len(coarse.mesh.faces)
+
+
+def test_more_refusals_in_one_line(tmp_path, monkeypatch, capsys):
+    import hoirecon.data.synth.library as library
+
+    (tmp_path / "flat.obj").write_text("v 0 0 0\nv 0.1 0 0\nv 0.2 0 0\nf 1 2 3\n")
+    with pytest.raises(DataError, match="flat.obj: every triangle has zero area"):
+        _generate(tmp_path / "flat.obj")
+    open_cup().export(tmp_path / "a.obj")
+    args = [
+        "synth",
+        "clip",
+        "--object-mesh",
+        str(tmp_path / "a.obj"),
+        str(tmp_path / "a.obj"),
+        "--out",
+        str(tmp_path / "c"),
+    ]
+    assert main(args) == 1
+    assert "--object-mesh: one mesh for a clip" in capsys.readouterr().err
+    kettle = [e for e in LIBRARY if e.category == "kettle"][0]
+    monkeypatch.setattr(library, "package_root", lambda package: None)
+    library.library_index.cache_clear()
+    library.assembled_mesh.cache_clear()
+    try:
+        with pytest.raises(DataError, match="no mesh package is installed; install them with pip install -e"):
+            build("object_generator", "library").generate(0)
+        with pytest.raises(
+            DataError, match="kettle needs the package 'gymnasium_robotics'.*pip install gymnasium-robotics"
+        ):
+            library.assembled_mesh(kettle)
+    finally:
+        library.library_index.cache_clear()
+        library.assembled_mesh.cache_clear()

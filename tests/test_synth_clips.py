@@ -182,3 +182,15 @@ def test_split_writes_every_clip_and_resumes(tmp_path, capsys):
     assert main(args) == 0  # existing clips are kept
     assert (tmp_path / names[0] / "meta.yaml").stat().st_mtime_ns == stamp
     assert main([*args[:3], "nope", *args[4:]]) == 1
+
+
+def test_prior_data_fill_sets_how_much_of_the_image_the_pair_takes(tmp_path):
+    areas = {}
+    for fill in (0.5, 0.9):
+        cfg = PriorDataConfig(n=2, shard_size=2, resolutions=[16], workers=1, categories=["box"], fill=[fill, fill])
+        generate(cfg, tmp_path / str(fill))
+        with np.load(shard_path(tmp_path / str(fill) / "r16", 0)) as data:
+            masks = (data["condition"][:, 0] > 0) | (data["target"][:, 0] > 0)
+        areas[fill] = masks.sum(axis=(1, 2)).mean()
+    # the same grasps and rotations: the area grows about as fill squared (0.81 / 0.25 = 3.2)
+    assert 2.0 < areas[0.9] / areas[0.5] < 4.5

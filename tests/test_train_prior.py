@@ -139,3 +139,14 @@ def test_heldout_shards_first_or_last(tmp_path):
     assert [s.name for s in first.val_shards] == ["shard_00000.npz"] and first.train_shards[0].name == "shard_00001.npz"
     with pytest.raises(DataError, match="data.heldout must be"):
         PriorDataModule(PriorDataSection(path=str(data), heldout="middle"), 16)
+
+
+def test_a_moving_average_decay_outside_0_1_is_refused():
+    from hoirecon.errors import ConfigError
+    from hoirecon.priors.diffusion import NetworkConfig
+    from hoirecon.schema import PriorTrainSection
+    from hoirecon.systems.prior import PriorSystem
+
+    net = NetworkConfig(16, [16, 32], ["DownBlock2D", "AttnDownBlock2D"], norm_num_groups=8)
+    with pytest.raises(ConfigError, match=r"train.ema_decay must be in \[0, 1\), got 1.0"):
+        PriorSystem(net, PriorTrainSection(ema_decay=1.0))
