@@ -288,7 +288,39 @@ def _cmd_data(args: argparse.Namespace) -> int:
         ok, lines = check(args.path, clip_format)
         print("\n".join(lines))
         return 0 if ok else 1
+    if args.what in ("video", "masks"):
+        return _prepare_clip(args)
     return _convert_hoi4d(args)
+
+
+def _prepare_clip(args: argparse.Namespace) -> int:
+    from hoirecon.data.video import parse_box
+    from hoirecon.prepare import VideoOptions, masks_for_clip, video_to_clip
+
+    usage = "hoirecon data video VIDEO --category mug --object-box x0,y0,x1,y1 --out CLIP"
+    if args.what == "masks":
+        usage = "hoirecon data masks CLIP --object-box x0,y0,x1,y1"
+    if not args.path or not args.object_box or (args.what == "video" and not args.out):
+        raise HoireconError(f"data {args.what} needs {usage.split(args.what, 1)[1].strip()}", hint=usage)
+    box = parse_box(args.object_box)
+    if args.what == "masks":
+        clip = masks_for_clip(args.path, box, args.fov or 0.0, overwrite=args.overwrite)
+        print(f"wrote hand and object masks and hands.npz for {len(clip)} frames in {args.path}")
+    else:
+        options = VideoOptions(
+            category=args.category or "",
+            fov_degrees=args.fov or VideoOptions.fov_degrees,
+            size=args.size,
+            stride=args.stride,
+            max_frames=args.max_frames,
+            mirror=args.mirror,
+        )
+        clip, _ = video_to_clip(args.path, args.out, box, options)
+        print(f"wrote {len(clip)} frames of {clip.category or 'an unknown category'} to {args.out}")
+    for note in clip.warnings:
+        print(f"  {note}")
+    print(f"next: hoirecon data check {args.path if args.what == 'masks' else args.out}")
+    return 0
 
 
 def _convert_hoi4d(args: argparse.Namespace) -> int:
@@ -366,9 +398,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolutions", type=int, nargs="+", help="image sides (prior-data; default 32 64)")
     p.add_argument("--workers", type=int, default=2, help="parallel processes (prior-data)")
 
-    p = add("data", "check clips and convert other datasets", _cmd_data)
-    p.add_argument("what", choices=["check", "hoi4d"], help="check a clip, or convert a HOI4D sequence")
-    p.add_argument("path", nargs="?", help="clip folder (check)")
+    p = add("data", "check clips, make one from your own video, convert other datasets", _cmd_data)
+    p.add_argument(
+        "what",
+        choices=["check", "video", "masks", "hoi4d"],
+        help="check a clip; make a clip from a video (hands and masks bootstrapped); add masks and hands to a "
+        "clip of frames; convert a HOI4D sequence",
+    )
+    p.add_argument("path", nargs="?", help="clip folder (check, masks) or video file (video)")
     p.add_argument(
         "--format",
         nargs="+",
@@ -378,8 +415,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="HOI4D release root (hoi4d)")
     p.add_argument("--seq", help="HOI4D sequence id (hoi4d)")
     p.add_argument("--frames", help="frame range a:b or a:b:step (hoi4d; default all)")
-    p.add_argument("--size", type=int, default=256, help="side of the square cropped frames (hoi4d)")
-    p.add_argument("--out", help="output clip folder (hoi4d)")
+    p.add_argument("--size", type=int, default=256, help="side of the square cropped frames (hoi4d, video)")
+    p.add_argument("--out", help="output clip folder (hoi4d, video)")
+    p.add_argument("--category", help="the object's category, e.g. mug (video)")
+    p.add_argument(
+        "--object-box", metavar="X0,Y0,X1,Y1", help="the object's box on the first frame, pixels (video, masks)"
+    )
+    p.add_argument(
+        "--fov", type=float, help="the camera's horizontal field of view, degrees (video: default 65; masks)"
+    )
+    p.add_argument("--stride", type=int, default=1, help="keep every stride-th frame (video)")
+    p.add_argument("--max-frames", type=int, default=0, help="keep at most this many frames, 0 = all (video)")
+    p.add_argument("--mirror", action="store_true", help="flip the frames left-right, for a left hand (video)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing masks (masks)")
 
     p = add("eval", "score a finished run against ground truth", _cmd_eval)
     p.add_argument("run_dir", help="run folder")

@@ -64,6 +64,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "hoirecon.data.synth.library",
     "hoirecon.init.provided",
     "hoirecon.init.frankmocap",
+    "hoirecon.init.mediapipe",
 )
 
 ENTRY_POINT_GROUP = "hoirecon.plugins"

@@ -25,13 +25,15 @@ class HandInit:
     """Initial values for a fit, in the fit's convention: the hand frame is MANO's model frame.
 
     hand_pose (N, 45) axis-angle in the hand model's convention; betas (10,); T_cam_from_hand (N, 4, 4);
-    notes: what the initialiser had to do (interpolated frames, smoothing), for the run's report.
+    notes: what the initialiser had to do (interpolated frames, smoothing), for the run's report;
+    frame_weights (N,) optional confidence per frame in [0, 1], multiplied into the clip's.
     """
 
     hand_pose: torch.Tensor
     betas: torch.Tensor
     T_cam_from_hand: torch.Tensor
     notes: list[str] = field(default_factory=list)
+    frame_weights: torch.Tensor | None = None
 
 
 def root_joint(hand_model: HandFn, betas: torch.Tensor) -> torch.Tensor:
@@ -87,4 +89,4 @@ def smooth(init: HandInit, hand_model: HandFn, steps: int = 200, weight: float =
     with torch.no_grad():
         pose, T = current()
     notes = [*init.notes, f"smoothed over time ({steps} steps)"]
-    return HandInit(pose.detach(), init.betas, T.detach(), notes)
+    return HandInit(pose.detach(), init.betas, T.detach(), notes, init.frame_weights)

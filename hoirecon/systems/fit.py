@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
@@ -180,11 +181,13 @@ def build_fit(config: FitConfig) -> FitParts:
         hand_from_obj_shared=config.optim.hand_from_obj_shared,
     )
     prior = build("prior", config.prior)
-    weights = clip.frame_weights if clip.frame_weights is not None else torch.ones(len(clip))
+    weights = torch.as_tensor(clip.frame_weights if clip.frame_weights is not None else np.ones(len(clip)))
+    if init.frame_weights is not None:  # the initialiser's confidence in each frame's hand
+        weights = weights * init.frame_weights.to(weights.dtype)
     objective = FitObjective(
         torch.as_tensor(clip.hand_masks),
         torch.as_tensor(clip.object_masks),
-        torch.as_tensor(weights),
+        weights,
         config.loss,
         config.rays,
         config.guidance,

@@ -5,10 +5,12 @@ Called by ``hoirecon.cli.main`` only; importing hoirecon as a library changes no
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 
 from hoirecon.errors import HoireconWarning
 
@@ -23,6 +25,28 @@ _NOISY_LOGGERS = (
     "diffusers",
     "smplx",
 )
+
+
+#: Set by ``quiet_output``: C++ libraries' stderr (MediaPipe's absl "W0000 ..." lines) is hidden.
+_QUIET_NATIVE = False
+
+
+@contextlib.contextmanager
+def native_stderr_hidden() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null meanwhile (C++ logging that Python cannot filter), in the CLI only."""
+    if not _QUIET_NATIVE:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -42,3 +66,5 @@ def quiet_output(debug: bool = False) -> None:
     # Lightning's "tip" banners and the TensorFlow notice TensorBoard may print.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("POSSIBLE_USER_WARNING", "off")
+    global _QUIET_NATIVE
+    _QUIET_NATIVE = True

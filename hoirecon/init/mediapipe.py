@@ -1,0 +1,71 @@
+"""The ``mediapipe`` initialiser: hands from the clip's own frames, with no files but the images.
+
+MediaPipe Hands finds 21 landmarks per frame on the CPU (``pip install -e ".[video]"``); the hand
+model is fitted to them in full perspective with the clip's K (``landmark_fit``). Undetected frames
+are interpolated and listed in the notes; detection scores become frame weights. hoirecon fits right
+hands: a left hand is refused with a hint to mirror the video (docs/data.md, "From a video").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from hoirecon.data.clip import Clip, short_list
+from hoirecon.errors import DataError
+from hoirecon.init.base import HandFn, HandInit
+from hoirecon.init.landmark_fit import LandmarkFitConfig, fit_to_landmarks
+from hoirecon.init.mediapipe_detect import Landmarks, detect_hands
+from hoirecon.registry import register
+
+
+@register("initializer", "mediapipe")
+class MediaPipeInitializer:
+    """Detect the hand in every frame, then fit the hand model to the landmarks."""
+
+    @dataclass
+    class Config:
+        #: Frames are upscaled to at least this short side before detection (small frames miss hands).
+        min_side: int = 256
+        min_detection_confidence: float = 0.3
+        min_tracking_confidence: float = 0.3
+        #: Frame weight of a frame with no detection (its hand is interpolated).
+        undetected_weight: float = 0.5
+        #: Refuse a clip whose hand MediaPipe calls left in more than this share of its detections.
+        max_left_share: float = 0.7
+        fit: LandmarkFitConfig = field(default_factory=LandmarkFitConfig)
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+
+    def initialize(self, clip: Clip, hand_model: HandFn) -> HandInit:
+        cfg = self.cfg
+        landmarks = detect_hands(clip.images, cfg.min_side, cfg.min_detection_confidence, cfg.min_tracking_confidence)
+        return init_from_landmarks(clip, hand_model, landmarks, cfg)
+
+
+def init_from_landmarks(
+    clip: Clip, hand_model: HandFn, landmarks: Landmarks, cfg: MediaPipeInitializer.Config
+) -> HandInit:
+    """The hands of ``clip`` from its landmarks, with notes and frame weights (see the module)."""
+    found = landmarks.found
+    if not found.any():
+        raise DataError(
+            f"{clip.path}: MediaPipe found no hand in any of the {len(clip)} frames",
+            hint="is the hand large enough in the frame? try initializer.min_side=512 or a provided hands.npz",
+        )
+    left_share = float(1 - landmarks.right[found].mean())
+    if left_share > cfg.max_left_share:
+        raise DataError(
+            f"{clip.path}: MediaPipe sees a left hand in {left_share:.0%} of the frames; hoirecon fits right hands",
+            hint="mirror the video (hoirecon data video --mirror): the object then comes out mirrored too",
+        )
+    init = fit_to_landmarks(hand_model, landmarks, clip.K, cfg.fit)
+    init.frame_weights = torch.as_tensor(np.where(found, landmarks.score, cfg.undetected_weight), dtype=torch.float32)
+    init.notes.append(f"MediaPipe found the hand in {int(found.sum())} of {len(clip)} frames")
+    missing = [clip.frame_names[i] for i in np.flatnonzero(~found)]
+    if missing:
+        init.notes.append(f"no hand detected in frame(s) {short_list(missing)}: interpolated")
+    return init

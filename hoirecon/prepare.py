@@ -1,0 +1,237 @@
+"""From a user's own video (or a clip of frames with no masks) to a clip ``hoirecon fit`` can read.
+
+``hoirecon data video my.mp4 --category mug --object-box x0,y0,x1,y1 --out clips/mine`` decodes the
+video, finds the hand with MediaPipe, crops one square around the hand and the object, fits the hand
+model to the landmarks (``init/landmark_fit``), renders its silhouette and bootstraps both masks with
+GrabCut (``data/bootstrap_masks``), then writes the clip in hoirecon's layout with the hands in
+hands.npz. ``hoirecon data masks CLIP --object-box ...`` does the last steps for a clip that has
+frames but no masks. docs/data.md, section "From a video", has the details and the limits.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+import yaml
+
+from hoirecon.data.bootstrap_masks import boxes_moving_with_hand, refine_hand_masks, track_object_masks
+from hoirecon.data.clip import Clip, HandParams, Report
+from hoirecon.data.formats.folder import read_video
+from hoirecon.data.formats.hoirecon import HAND_KEYS, read_npz, write_clip
+from hoirecon.data.images import list_frames, read_rgb
+from hoirecon.data.video import Crop, crop_frames, cropped_intrinsics, square_crop
+from hoirecon.errors import ConfigError, DataError
+from hoirecon.geometry.camera import intrinsics_from_fov
+from hoirecon.geometry.transforms import transform_points
+from hoirecon.init.base import HandFn, HandInit
+from hoirecon.init.mediapipe import MediaPipeInitializer, init_from_landmarks
+from hoirecon.init.mediapipe_detect import Landmarks, detect_hands
+from hoirecon.registry import build
+from hoirecon.render.raster import rasterize
+from hoirecon.utils.io import atomic_path
+from hoirecon.utils.progress import progress_bar
+
+
+@dataclass
+class VideoOptions:
+    """How ``hoirecon data video`` turns a video into a clip."""
+
+    category: str = ""
+    #: Horizontal field of view of the video camera, degrees (phones: 60-70 for the main camera).
+    fov_degrees: float = 65.0
+    #: Side of the square clip frames, pixels.
+    size: int = 256
+    stride: int = 1
+    max_frames: int = 0
+    #: Flip the frames left-right: a left hand becomes the right hand hoirecon fits (the object is mirrored).
+    mirror: bool = False
+    initializer: MediaPipeInitializer.Config = field(default_factory=MediaPipeInitializer.Config)
+
+
+def hand_silhouettes(hand_model: HandFn, init: HandInit, K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N, H, W) bool: where the initialised hand covers each frame."""
+    n = len(init.hand_pose)
+    zeros = torch.zeros(n, 3)
+    masks = []
+    with torch.no_grad():
+        vertices = hand_model(
+            hand_pose=init.hand_pose, betas=init.betas.expand(n, -1), global_orient=zeros, transl=zeros
+        )
+        for i in range(n):
+            out = rasterize(
+                vertices.vertices[i : i + 1],
+                vertices.faces,
+                torch.as_tensor(K[i : i + 1], dtype=torch.float32),
+                T_cam_from_mesh=init.T_cam_from_hand[i : i + 1],
+                image_size=size,
+            )
+            masks.append(out.covered[0].numpy())
+    return np.stack(masks)
+
+
+def bootstrap(
+    clip: Clip,
+    object_box: tuple[float, float, float, float],
+    landmarks: Landmarks | None = None,
+    initializer: MediaPipeInitializer.Config | None = None,
+) -> Clip:
+    """``clip`` with hands (hands.npz's fields), hand masks and object masks from its frames alone.
+
+    ``landmarks`` are detected when not given; ``object_box`` is the object on the first frame.
+    """
+    cfg = initializer or MediaPipeInitializer.Config()
+    if landmarks is None:
+        landmarks = detect_hands(clip.images, cfg.min_side, cfg.min_detection_confidence, cfg.min_tracking_confidence)
+    hand_model = build("hand_model", {"type": "mano"})
+    init = init_from_landmarks(clip, hand_model, landmarks, cfg)
+    silhouettes = hand_silhouettes(hand_model, init, clip.K, clip.image_size)
+    with progress_bar(2, "masks (GrabCut)") as advance:
+        hand = refine_hand_masks(clip.images, silhouettes, landmarks.pixels)
+        advance()
+        T = init.T_cam_from_hand.numpy().astype(np.float64)
+        boxes = boxes_moving_with_hand(object_box, T, clip.K.astype(np.float64), _hand_depth(hand_model, init))
+        try:
+            obj = track_object_masks(clip.images, boxes, hand)
+        except ValueError as exc:
+            raise ConfigError(f"--object-box: {exc}") from None
+        advance()
+    n = len(clip)
+    clip.hand_masks, clip.object_masks = hand, obj & ~hand
+    clip.hands = HandParams(init.hand_pose.numpy(), init.betas.numpy(), np.zeros((n, 3)), np.zeros((n, 3)))
+    clip.T_cam_from_hand = init.T_cam_from_hand.numpy()
+    clip.frame_weights = None if init.frame_weights is None else init.frame_weights.numpy()
+    clip.warnings = list(init.notes)
+    return clip
+
+
+def video_to_clip(
+    video: str | Path, out: str | Path, object_box: tuple[float, float, float, float], options: VideoOptions
+) -> tuple[Clip, Crop]:
+    """Decode ``video``, crop it around the hand and object, bootstrap hands and masks, write the clip to ``out``.
+
+    Returns the clip and the crop that maps video pixels to clip pixels.
+    """
+    video, out = Path(video), Path(out)
+    if out.exists():
+        raise DataError(f"{out}: already exists; choose a new --out folder")
+    if not video.is_file():
+        raise DataError(f"{video}: video not found")
+    report = Report(video)
+    decoded = read_video(report, video, options.stride, options.max_frames)
+    report.raise_if_errors()
+    frames, fps = decoded
+    h, w = frames.shape[1:3]
+    if options.mirror:
+        frames = np.ascontiguousarray(frames[:, :, ::-1])
+        object_box = (w - object_box[2], object_box[1], w - object_box[0], object_box[3])
+    cfg = options.initializer
+    landmarks = detect_hands(frames, cfg.min_side, cfg.min_detection_confidence, cfg.min_tracking_confidence)
+    boxes = [object_box] + [_landmark_box(p) for p in landmarks.pixels[landmarks.found]]
+    crop = square_crop(np.array(boxes), (h, w), options.size)
+    K = cropped_intrinsics(intrinsics_from_fov(options.fov_degrees, h, w).numpy(), crop)
+    n = len(frames)
+    clip = Clip(
+        path=out,
+        frame_names=[f"{i * options.stride:06d}" for i in range(n)],
+        images=crop_frames(frames, crop),
+        hand_masks=np.zeros((n, crop.size, crop.size), dtype=bool),
+        object_masks=np.zeros((n, crop.size, crop.size), dtype=bool),
+        K=np.broadcast_to(K.astype(np.float32), (n, 3, 3)).copy(),
+        category=options.category,
+        fps=fps,
+        source=f"video {video.name}" + (" (mirrored)" if options.mirror else ""),
+    )
+    cropped = Landmarks(crop.points(landmarks.pixels), landmarks.world, landmarks.score, landmarks.right)
+    bootstrap(clip, crop.box(object_box), cropped, cfg)
+    write_clip(clip, out)
+    return clip, crop
+
+
+def masks_for_clip(
+    path: str | Path,
+    object_box: tuple[float, float, float, float],
+    fov_degrees: float = 0.0,
+    overwrite: bool = False,
+    initializer: MediaPipeInitializer.Config | None = None,
+) -> Clip:
+    """Write masks/hand, masks/object and hands.npz for a clip folder with images/ (K in cameras.npz or a FOV)."""
+    path = Path(path)
+    report = Report(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: clip folder not found")
+    if (path / "masks").exists() and not overwrite:
+        raise DataError(f"{path}/masks: already exists (pass --overwrite to replace the masks)")
+    files = list_frames(report, path / "images", "images")
+    report.raise_if_errors()
+    names = sorted(files)
+    images = [read_rgb(report, files[name]) for name in names]
+    report.raise_if_errors()
+    if len({i.shape for i in images}) > 1:
+        raise DataError(f"{path / 'images'}: the images differ in size")
+    images = np.stack(images)
+    n, h, w = images.shape[:3]
+    cameras = read_npz(report, path / "cameras.npz", required=("K",)) if (path / "cameras.npz").is_file() else None
+    report.raise_if_errors()
+    if cameras is not None:
+        K = np.asarray(cameras["K"], dtype=np.float32)
+        K = np.broadcast_to(K, (n, 3, 3)).copy() if K.shape == (3, 3) else K
+        if K.shape != (n, 3, 3):
+            raise DataError(f"{path / 'cameras.npz'}: K has shape {K.shape}, expected (3, 3) or ({n}, 3, 3)")
+    elif fov_degrees > 0:
+        K = np.broadcast_to(intrinsics_from_fov(fov_degrees, h, w).numpy(), (n, 3, 3)).copy()
+    else:
+        raise DataError(
+            f"{path}: no cameras.npz with K", hint="pass --fov DEGREES (the camera's horizontal field of view)"
+        )
+    meta = yaml.safe_load((path / "meta.yaml").read_text()) if (path / "meta.yaml").is_file() else {}
+    clip = Clip(
+        path, names, images, np.zeros((n, h, w), bool), np.zeros((n, h, w), bool), K, str(meta.get("category", ""))
+    )
+    bootstrap(clip, object_box, None, initializer)
+    _write_masks_and_hands(clip, path, cameras)
+    return clip
+
+
+def _write_masks_and_hands(clip: Clip, path: Path, cameras: dict | None) -> None:
+    """masks/ as one folder renamed into place, then hands.npz and cameras.npz, each atomically."""
+    tmp = Path(tempfile.mkdtemp(prefix=".masks.", suffix=".tmp", dir=path))
+    try:
+        for kind, masks in (("hand", clip.hand_masks), ("object", clip.object_masks)):
+            (tmp / kind).mkdir()
+            for name, mask in zip(clip.frame_names, masks):
+                iio.imwrite(tmp / kind / f"{name}.png", mask.astype(np.uint8) * 255)
+        old = path / ".masks.old"
+        if (path / "masks").exists():
+            os.replace(path / "masks", old)
+        os.replace(tmp, path / "masks")
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_path(path / "hands.npz") as hands_tmp:
+        np.savez(hands_tmp, **{key: getattr(clip.hands, key) for key in HAND_KEYS})
+    with atomic_path(path / "cameras.npz") as cameras_tmp:
+        np.savez(cameras_tmp, **{**(cameras or {}), "K": clip.K, "T_cam_from_hand": clip.T_cam_from_hand})
+
+
+def _hand_depth(hand_model: HandFn, init: HandInit) -> float:
+    """The mean camera depth of the initialised hand's joints on frame 0, metres."""
+    zeros = torch.zeros(1, 3)
+    with torch.no_grad():
+        joints = hand_model(
+            hand_pose=init.hand_pose[:1], betas=init.betas[None], global_orient=zeros, transl=zeros
+        ).joints
+        return float(transform_points(init.T_cam_from_hand[:1], joints)[0, :, 2].mean())
+
+
+def _landmark_box(pixels: np.ndarray) -> tuple[float, float, float, float]:
+    """(21, 2) landmarks -> their bounding box, grown by a fifth of its size (the hand is wider than its joints)."""
+    (x0, y0), (x1, y1) = pixels.min(axis=0), pixels.max(axis=0)
+    pad = 0.2 * max(x1 - x0, y1 - y0)
+    return x0 - pad, y0 - pad, x1 + pad, y1 + pad
