@@ -7,10 +7,12 @@ frame's hand, grown by ``margin``; parts outside the video are padded by repeati
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from hoirecon.errors import ConfigError
+from hoirecon.utils.io import atomic_path
 
 
 @dataclass(frozen=True)
@@ -81,3 +83,21 @@ def parse_box(text: str, what: str = "--object-box") -> tuple[float, float, floa
     if x1 <= x0 or y1 <= y0:
         raise ConfigError(f"{what} {text}: x1 must exceed x0 and y1 exceed y0")
     return x0, y0, x1, y1
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 30.0, crf: int = 18) -> Path:
+    """Encode (N, H, W, 3) uint8 frames as an H.264 mp4 (H and W even), atomically."""
+    import av  # imported here: only video input and output need it
+
+    n, h, w = frames.shape[:3]
+    if h % 2 or w % 2:
+        raise ValueError(f"H.264 needs even frame sides, got {w}x{h}")
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), "w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=round(fps))
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            stream.options = {"crf": str(crf)}
+            for frame in frames:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+            container.mux(stream.encode())
+    return Path(path)

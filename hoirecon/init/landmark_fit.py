@@ -39,7 +39,7 @@ class LandmarkFitConfig:
     #: Weights of the terms (docs/fit.md): reprojection, 3D bone directions, joint limits, pose and
     #: shape size, temporal smoothness (per cm of joint motion between frames).
     w_reprojection: float = 1.0
-    w_bones: float = 0.5
+    w_bones: float = 1.0
     w_limits: float = 1.0
     w_pose: float = 0.01
     w_betas: float = 0.01

@@ -1,0 +1,241 @@
+"""From a video to a fit: crops and K, the landmark fit, masks from GrabCut, MediaPipe, the two commands."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from hoirecon.cli import main
+from hoirecon.data.bootstrap_masks import boxes_moving_with_hand, refine_hand_masks, track_object_masks
+from hoirecon.data.clip import Clip
+from hoirecon.data.load import load_clip
+from hoirecon.data.synth.clip import SynthClipConfig, make_clip
+from hoirecon.data.video import Crop, crop_frames, cropped_intrinsics, parse_box, square_crop, write_video
+from hoirecon.errors import ConfigError, DataError, HoireconError
+from hoirecon.geometry.camera import project
+from hoirecon.geometry.transforms import transform_from_rotvec, transform_points
+from hoirecon.hand.landmarks import MP_TO_HAND
+from hoirecon.init.landmark_fit import LandmarkFitConfig, fit_to_landmarks, reprojecting_translation
+from hoirecon.init.mediapipe import MediaPipeInitializer, init_from_landmarks
+from hoirecon.init.mediapipe_detect import Landmarks, detect_hands, import_mediapipe
+from hoirecon.registry import build
+
+K = np.array([[200.0, 0, 64], [0, 200.0, 64], [0, 0, 1]])
+
+
+def test_crop_keeps_projections():
+    """A point projected with the video's K, then cropped, lands where the crop's K projects it."""
+    crop = square_crop(np.array([[100, 50, 160, 90], [120, 40, 180, 100]]), (240, 320), 128)
+    assert crop.side == pytest.approx(80 * 1.3) and (crop.x0, crop.y0) == pytest.approx((140 - 52, 70 - 52))
+    point = np.array([0.03, -0.02, 0.5])
+    video_px = (K @ point)[:2] / point[2]
+    crop_K = cropped_intrinsics(K, crop)
+    assert crop.points(video_px) == pytest.approx((crop_K @ point)[:2] / point[2])
+    # frames: a bright pixel moves with the crop
+    frame = np.zeros((1, 240, 320, 3), np.uint8)
+    frame[0, 70, 140] = 255
+    out = crop_frames(frame, Crop(140 - 16, 70 - 16, 32, 64))
+    assert np.unravel_index(out[0, ..., 0].argmax(), (64, 64)) in {(32, 32), (31, 31), (31, 32), (32, 31)}
+
+
+def test_parse_box_errors():
+    assert parse_box("1,2,30,40") == (1, 2, 30, 40)
+    with pytest.raises(ConfigError, match="four numbers"):
+        parse_box("1,2,3")
+    with pytest.raises(ConfigError, match="x1 must exceed x0"):
+        parse_box("10,2,3,40")
+
+
+def test_reprojecting_translation_is_exact_without_noise():
+    points = np.random.default_rng(0).normal(size=(21, 3)) * 0.04
+    t = np.array([0.02, -0.03, 0.45])
+    px = (points + t) @ K.T
+    assert reprojecting_translation(points, px[:, :2] / px[:, 2:], K) == pytest.approx(t, abs=1e-9)
+
+
+def exact_landmarks(hand_model, pose, betas, T) -> Landmarks:
+    """What a perfect detector would report for these hands (world landmarks: centred camera-frame joints)."""
+    n = len(pose)
+    zeros = torch.zeros(n, 3)
+    with torch.no_grad():
+        joints = hand_model(hand_pose=pose, betas=betas.expand(n, -1), global_orient=zeros, transl=zeros).joints
+        cam = transform_points(T, joints)[:, list(MP_TO_HAND)]
+        px, _ = project(cam, torch.as_tensor(K, dtype=torch.float32))
+    world = cam - cam.mean(dim=1, keepdim=True)
+    return Landmarks(px.double().numpy(), world.double().numpy(), np.ones(n), np.ones(n, dtype=bool))
+
+
+def hands(n: int = 4):
+    rng = np.random.default_rng(1)
+    pose = torch.tensor(rng.normal(0, 0.15, (n, 45)), dtype=torch.float32)
+    pose[:, 2::3] += 0.0
+    rot = torch.tensor([[0.3 + 0.1 * i, -0.4, 2.0] for i in range(n)])
+    T = transform_from_rotvec(rot, torch.tensor([[0.0, 0.0, 0.45]] * n))
+    return pose, torch.zeros(10), T
+
+
+def test_landmark_fit_recovers_exact_hands():
+    hand_model = build("hand_model", {"type": "mano"})
+    pose, betas, T = hands()
+    landmarks = exact_landmarks(hand_model, pose, betas, T)
+    n = len(pose)
+    zeros = torch.zeros(n, 3)
+
+    def camera_joints(init):
+        with torch.no_grad():
+            out = hand_model(
+                hand_pose=init.hand_pose, betas=init.betas.expand(n, -1), global_orient=zeros, transl=zeros
+            )
+            return transform_points(init.T_cam_from_hand, out.joints)
+
+    truth = transform_points(
+        T, hand_model(hand_pose=pose, betas=betas.expand(n, -1), global_orient=zeros, transl=zeros).joints
+    )
+    start = (
+        (
+            camera_joints(fit_to_landmarks(hand_model, landmarks, np.repeat(K[None], n, 0), LandmarkFitConfig(steps=0)))
+            - truth
+        )
+        .norm(dim=-1)
+        .mean()
+    )
+    fitted = (
+        (camera_joints(fit_to_landmarks(hand_model, landmarks, np.repeat(K[None], n, 0))) - truth).norm(dim=-1).mean()
+    )
+    assert fitted < 0.0045 and fitted < 0.6 * start  # metres: the refinement (fit.steps) does the work
+
+
+def test_undetected_frames_are_interpolated_weighted_and_noted(tmp_path):
+    hand_model = build("hand_model", {"type": "mano"})
+    pose, betas, T = hands(5)
+    landmarks = exact_landmarks(hand_model, pose, betas, T)
+    landmarks.pixels[2] = np.nan
+    landmarks.world[2] = np.nan
+    landmarks.score[:] = 0.9
+    clip = Clip(tmp_path, [f"{i:06d}" for i in range(5)], np.zeros((5, 128, 128, 3), np.uint8),
+                np.zeros((5, 128, 128), bool), np.zeros((5, 128, 128), bool), np.repeat(K[None], 5, 0), "mug")  # fmt: skip
+    cfg = MediaPipeInitializer.Config(undetected_weight=0.25)
+    init = init_from_landmarks(clip, hand_model, landmarks, cfg)
+    assert init.frame_weights.tolist() == pytest.approx([0.9, 0.9, 0.25, 0.9, 0.9])
+    assert any("000002" in note for note in init.notes)
+    assert torch.isfinite(init.T_cam_from_hand).all()
+    # a left hand is refused, and max_left_share decides when
+    landmarks.right[:] = False
+    with pytest.raises(DataError, match="left hand in 100% of the frames"):
+        init_from_landmarks(clip, hand_model, landmarks, cfg)
+    cfg.max_left_share = 1.0
+    init_from_landmarks(clip, hand_model, landmarks, cfg)
+    landmarks.pixels[:] = np.nan
+    with pytest.raises(DataError, match="found no hand in any of the 5 frames"):
+        init_from_landmarks(clip, hand_model, landmarks, cfg)
+
+
+def test_boxes_follow_the_hand():
+    T = np.repeat(np.eye(4)[None], 3, 0)
+    T[:, 2, 3] = 0.5
+    T[1, 0, 3] += 0.05  # the hand moves 5 cm right in frame 1
+    box = (40.0, 40.0, 80.0, 80.0)
+    boxes = boxes_moving_with_hand(box, T, np.repeat(K[None], 3, 0), hand_depth=0.5, grow=1.0)
+    assert boxes[0] == pytest.approx(box) and boxes[2][[0, 2]].mean() == pytest.approx(60, abs=1e-6)
+    # the cube's centre is past the hand: a shift of 5 cm moves it by f * 0.05 / depth pixels
+    width = 40 / 200 * 0.5
+    shift = boxes[1][[0, 2]].mean() - 60
+    assert 200 * 0.05 / (0.5 + width) < shift < 200 * 0.05 / 0.5
+
+
+def scene(rng, n=3):
+    """Frames of a textured background with an orange disc (the hand) and a blue square (the object)."""
+    images = (rng.uniform(0.3, 0.6, (n, 128, 128, 3)) * 255).astype(np.uint8)
+    v, u = np.mgrid[0:128, 0:128]
+    hand = np.stack([(u - 50 - 3 * i) ** 2 + (v - 60) ** 2 < 15**2 for i in range(n)])
+    obj = np.stack([(abs(u - 80 - 3 * i) < 14) & (abs(v - 62) < 14) & ~hand[i] for i in range(n)])
+    images[hand] = (230, 150, 90)
+    images[obj] = (40, 60, 200)
+    return images, hand, obj
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def test_grabcut_masks_snap_to_the_image():
+    images, hand, obj = scene(np.random.default_rng(0))
+    rough = np.roll(hand, 4, axis=2)  # a silhouette 4 px off
+    refined = refine_hand_masks(images, rough, band=3)
+    assert all(iou(r, h) > 0.9 for r, h in zip(refined, hand)) and all(iou(r, h) < 0.8 for r, h in zip(rough, hand))
+    boxes = np.array([[63.0 + 3 * i, 45, 98 + 3 * i, 80] for i in range(3)])
+    tracked = track_object_masks(images, boxes, hand)
+    assert all(iou(t, o) > 0.9 for t, o in zip(tracked, obj)) and not (tracked & hand).any()
+    with pytest.raises(ValueError, match="no area"):
+        track_object_masks(images, np.array([[200.0, 200, 220, 220]] * 3), hand)
+
+
+def test_missing_mediapipe_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mediapipe", None)
+    with pytest.raises(HoireconError, match="not installed") as info:
+        import_mediapipe()
+    assert "[video]" in info.value.hint
+
+
+@pytest.fixture(scope="module")
+def synthetic_video(tmp_path_factory):
+    """A 6-frame synthetic mug clip (60 degrees of arc) as an mp4, its object box on frame 0 and the clip."""
+    root = tmp_path_factory.mktemp("video")
+    clip = make_clip(SynthClipConfig(category="mug", frames=6, seed=2, arc_degrees=60))
+    write_video(root / "mug.mp4", clip.images)
+    ys, xs = np.nonzero(clip.object_masks[0])
+    return root, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), clip
+
+
+def test_mediapipe_finds_the_synthetic_hand(synthetic_video):
+    import_mediapipe()  # the video extra is installed where the tests run
+    _, _, clip = synthetic_video
+    landmarks = detect_hands(clip.images)
+    assert landmarks.found.all() and landmarks.right.mean() > 0.5
+    assert np.isfinite(landmarks.world).all() and (landmarks.score >= 0.5).all()
+
+
+@pytest.mark.slow
+def test_min_side_upscales_small_frames_for_the_detector():
+    """On the 24-frame demo mug, tracking at 256 px keeps the hand in every frame; at 128 px it loses some."""
+    clip = make_clip(SynthClipConfig(category="mug", seed=0))
+    assert detect_hands(clip.images, min_side=256).found.sum() == 24
+    assert detect_hands(clip.images, min_side=128).found.sum() < 22
+
+
+@pytest.mark.slow
+def test_video_to_fit_end_to_end(synthetic_video, capsys):
+    root, box, clip = synthetic_video
+    fov = float(np.degrees(2 * np.arctan(64 / clip.K[0, 0, 0])))
+    out = root / "mine"
+    args = ["data", "video", str(root / "mug.mp4"), "--category", "mug", "--object-box", ",".join(map(str, box))]
+    assert main([*args, "--fov", f"{fov}", "--size", "96", "--out", str(out)]) == 0
+    assert "wrote 6 frames of mug" in capsys.readouterr().out
+    assert main(["data", "check", str(out)]) == 0
+    made = load_clip(out)
+    assert made.images.shape == (6, 96, 96, 3) and made.hands is not None and made.object_masks.any()
+    assert main([*args, "--out", str(out)]) == 1  # never over an existing clip
+    assert "already exists" in capsys.readouterr().err
+    run = root / "run"
+    config = "configs/fit/video.yaml"
+    assert main(["fit", "--config", config, f"clip={out}", f"run_dir={run}", "trainer.max_steps=20"]) == 0
+    assert (run / "object.obj").is_file()
+    # data masks: a clip of frames with no masks gets them (and hands.npz) in place
+    bare = root / "bare"
+    (bare / "images").mkdir(parents=True)
+    for name in sorted((out / "images").iterdir()):
+        (bare / "images" / name.name).write_bytes(name.read_bytes())
+    box_crop = ",".join(f"{v:.1f}" for v in _box(made.object_masks[0]))
+    assert main(["data", "masks", str(bare), "--object-box", box_crop]) == 1
+    assert "--fov" in capsys.readouterr().err
+    assert main(["data", "masks", str(bare), "--object-box", box_crop, "--fov", "40"]) == 0
+    assert (bare / "masks" / "object").is_dir() and (bare / "hands.npz").is_file()
+    assert main(["data", "masks", str(bare), "--object-box", box_crop, "--fov", "40"]) == 1  # masks exist
+
+
+def _box(mask):
+    ys, xs = np.nonzero(mask)
+    return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
