@@ -35,8 +35,11 @@ from hoirecon.init.mediapipe import MediaPipeInitializer, init_from_landmarks
 from hoirecon.init.mediapipe_detect import Landmarks, detect_hands
 from hoirecon.registry import build
 from hoirecon.render.raster import rasterize
-from hoirecon.utils.io import atomic_path
+from hoirecon.utils.io import atomic_path, atomic_write_text
 from hoirecon.utils.progress import progress_bar
+
+#: Written beside a video's clip: the square it was cut from (x0, y0, side in video pixels; size).
+CROP_FILE = "video_crop.yaml"
 
 
 @dataclass
@@ -53,6 +56,11 @@ class VideoOptions:
     #: Flip the frames left-right: a left hand becomes the right hand hoirecon fits (the object is mirrored).
     mirror: bool = False
     initializer: MediaPipeInitializer.Config = field(default_factory=MediaPipeInitializer.Config)
+
+
+def zoom_around(box: tuple[float, float, float, float], image_size: tuple[int, int]) -> Crop:
+    """The square twice the object box's size around it: where the hand holding it is, zoomed for the detector."""
+    return square_crop(np.array([box]), image_size, 256, margin=2.0)
 
 
 def hand_silhouettes(hand_model: HandFn, init: HandInit, K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -88,7 +96,13 @@ def bootstrap(
     """
     cfg = initializer or MediaPipeInitializer.Config()
     if landmarks is None:
-        landmarks = detect_hands(clip.images, cfg.min_side, cfg.min_detection_confidence, cfg.min_tracking_confidence)
+        landmarks = detect_hands(
+            clip.images,
+            cfg.min_side,
+            cfg.min_detection_confidence,
+            cfg.min_tracking_confidence,
+            (zoom_around(object_box, clip.image_size),),
+        )
     hand_model = build("hand_model", {"type": "mano"})
     init = init_from_landmarks(clip, hand_model, landmarks, cfg)
     silhouettes = hand_silhouettes(hand_model, init, clip.K, clip.image_size)
@@ -132,7 +146,13 @@ def video_to_clip(
         frames = np.ascontiguousarray(frames[:, :, ::-1])
         object_box = (w - object_box[2], object_box[1], w - object_box[0], object_box[3])
     cfg = options.initializer
-    landmarks = detect_hands(frames, cfg.min_side, cfg.min_detection_confidence, cfg.min_tracking_confidence)
+    landmarks = detect_hands(
+        frames,
+        cfg.min_side,
+        cfg.min_detection_confidence,
+        cfg.min_tracking_confidence,
+        (zoom_around(object_box, (h, w)),),
+    )
     boxes = [object_box] + [_landmark_box(p) for p in landmarks.pixels[landmarks.found]]
     crop = square_crop(np.array(boxes), (h, w), options.size)
     K = cropped_intrinsics(intrinsics_from_fov(options.fov_degrees, h, w).numpy(), crop)
@@ -151,7 +171,17 @@ def video_to_clip(
     cropped = Landmarks(crop.points(landmarks.pixels), landmarks.world, landmarks.score, landmarks.right)
     bootstrap(clip, crop.box(object_box), cropped, cfg)
     write_clip(clip, out)
+    atomic_write_text(out / CROP_FILE, yaml.safe_dump({"video": str(video), **crop.as_dict()}, sort_keys=False))
     return clip, crop
+
+
+def read_crop(clip_dir: str | Path) -> Crop:
+    """The crop ``hoirecon data video`` cut the clip with (video pixels -> clip pixels)."""
+    path = Path(clip_dir) / CROP_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: not found (the clip was not made by hoirecon data video)")
+    values = yaml.safe_load(path.read_text())
+    return Crop(float(values["x0"]), float(values["y0"]), float(values["side"]), int(values["size"]))
 
 
 def masks_for_clip(

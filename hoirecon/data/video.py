@@ -24,6 +24,9 @@ class Crop:
     side: float
     size: int
 
+    def as_dict(self) -> dict[str, float]:
+        return {"x0": float(self.x0), "y0": float(self.y0), "side": float(self.side), "size": int(self.size)}
+
     @property
     def scale(self) -> float:
         """Clip pixels per video pixel."""
@@ -32,6 +35,10 @@ class Crop:
     def points(self, uv: np.ndarray) -> np.ndarray:
         """(..., 2) video pixels -> clip pixels."""
         return (uv - np.array([self.x0, self.y0])) * self.scale
+
+    def points_back(self, uv: np.ndarray) -> np.ndarray:
+        """(..., 2) clip pixels -> video pixels."""
+        return uv / self.scale + np.array([self.x0, self.y0])
 
     def box(self, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
         (x0, y0), (x1, y1) = self.points(np.array([box[:2], box[2:]], dtype=np.float64))

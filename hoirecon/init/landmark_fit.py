@@ -75,6 +75,10 @@ def rigid_start(hand_model: HandFn, landmarks: Landmarks, K: np.ndarray) -> tupl
     bones = np.full((n, len(MP_BONES), 3), np.nan)
     for i in np.flatnonzero(landmarks.found):
         world = landmarks.world[i] * float(palm_size(rest.numpy()) / palm_size(landmarks.world[i]))
+        if not landmarks.right[i]:
+            # the hand is right (hoirecon fits right hands): a "left" detection read it with its depth
+            # mirrored, which projects the same; mirroring the depth back gives a right hand
+            world = world * np.array([1.0, 1.0, -1.0])
         placed = world + reprojecting_translation(world, landmarks.pixels[i], K[i])
         R, t = roma.rigid_points_registration(rest[list(MP_PALM)], torch.from_numpy(placed[list(MP_PALM)]))
         rotvec[i], transl[i] = roma.rotmat_to_rotvec(R).numpy(), t.numpy()

@@ -33,8 +33,10 @@ class MediaPipeInitializer:
         min_tracking_confidence: float = 0.3
         #: Frame weight of a frame with no detection (its hand is interpolated).
         undetected_weight: float = 0.5
-        #: Refuse a clip whose hand MediaPipe calls left in more than this share of its detections.
-        max_left_share: float = 0.7
+        #: Refuse a clip whose hand MediaPipe calls left in more than this share of its detections. Off
+        #: (1) by default: on synthetic renders it calls our right hand left when it is seen from the
+        #: back (a depth-mirrored reading, which the fit undoes); a note says so when most are left.
+        max_left_share: float = 1.0
         fit: LandmarkFitConfig = field(default_factory=LandmarkFitConfig)
 
     def __init__(self, cfg: Config):
@@ -65,6 +67,11 @@ def init_from_landmarks(
     init = fit_to_landmarks(hand_model, landmarks, clip.K, cfg.fit)
     init.frame_weights = torch.as_tensor(np.where(found, landmarks.score, cfg.undetected_weight), dtype=torch.float32)
     init.notes.append(f"MediaPipe found the hand in {int(found.sum())} of {len(clip)} frames")
+    if left_share > 0.5:
+        init.notes.append(
+            f"MediaPipe calls the hand left in {left_share:.0%} of them; fitted as a right hand (its depth mirrored):"
+            " if it is a left hand, make the clip again with --mirror"
+        )
     missing = [clip.frame_names[i] for i in np.flatnonzero(~found)]
     if missing:
         init.notes.append(f"no hand detected in frame(s) {short_list(missing)}: interpolated")

@@ -2,9 +2,9 @@
 
 ``mediapipe==0.10.21`` carries the palm-detection and hand-landmark models in the package (later
 releases download them), so detection runs offline: ``pip install -e ".[video]"``. Frames are fed in
-order in tracking mode (the landmark model follows the hand from frame to frame, and palm detection
-runs again only when it loses it), upscaled so their short side is at least ``min_side`` pixels:
-on 128 px synthetic clips this finds the hand in 24 of 24 frames against 9 of 24 frame by frame
+tracking mode (the landmark model follows the hand from frame to frame, and palm detection runs
+again only when it loses it), upscaled so their short side is at least ``min_side`` pixels: on the
+128 px demo mug this finds the hand in 24 of 24 frames against 9 of 24 frame by frame
 (docs/data.md, section "From a video").
 
 MediaPipe's handedness assumes a mirrored (selfie) image; ``Landmarks.right`` is un-mirrored.
@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from hoirecon.data.video import Crop, crop_frames
 from hoirecon.errors import HoireconError
 from hoirecon.utils.progress import progress_bar
 from hoirecon.utils.quiet import native_stderr_hidden
@@ -67,12 +68,37 @@ def detect_hands(
     min_side: int = 256,
     min_detection_confidence: float = 0.3,
     min_tracking_confidence: float = 0.3,
+    regions: tuple[Crop, ...] = (),
 ) -> Landmarks:
-    """Run MediaPipe Hands over (N, H, W, 3) uint8 frames in order; one hand per frame."""
+    """MediaPipe Hands over (N, H, W, 3) uint8 frames; one hand per frame.
+
+    The tracker runs forwards and backwards through the frames (a hand found late is followed back
+    to the start), then the same over each of ``regions`` (zoomed squares where the hand should be,
+    for a palm too small for the detector); each frame keeps the first pass that found its hand. On
+    six synthetic hoi4d-like videos this finds 68% of the hands against 50% for one forward pass
+    (docs/data.md, "From a video").
+    """
+    n = len(images)
+    views = [(images, None)] + [(crop_frames(images, crop), crop) for crop in regions]
+    out = Landmarks(np.full((n, 21, 2), np.nan), np.full((n, 21, 3), np.nan), np.zeros(n), np.zeros(n, dtype=bool))
+    with progress_bar(2 * len(views) * n, "hand landmarks") as advance:
+        for frames, crop in views:
+            for order in (np.arange(n), np.arange(n)[::-1]):
+                found = _track(frames[order], min_side, min_detection_confidence, min_tracking_confidence, advance)
+                for k, i in enumerate(order):
+                    if found.found[k] and not out.found[i]:
+                        px = found.pixels[k] if crop is None else crop.points_back(found.pixels[k])
+                        out.pixels[i], out.world[i] = px, found.world[k]
+                        out.score[i], out.right[i] = found.score[k], found.right[k]
+    return out
+
+
+def _track(frames: np.ndarray, min_side: int, detection: float, tracking: float, advance) -> Landmarks:
+    """One tracking pass over the frames in the order given."""
     import cv2  # mediapipe depends on OpenCV
 
     mp = import_mediapipe()
-    n, h, w = images.shape[:3]
+    n, h, w = frames.shape[:3]
     scale = max(1.0, min_side / min(h, w))
     pixels = np.full((n, 21, 2), np.nan)
     world = np.full((n, 21, 3), np.nan)
@@ -82,12 +108,12 @@ def detect_hands(
         hands = mp.solutions.hands.Hands(
             static_image_mode=False,
             max_num_hands=1,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence,
+            min_detection_confidence=detection,
+            min_tracking_confidence=tracking,
         )
-    with hands, progress_bar(n, "hand landmarks") as advance:
+    with hands:
         for i in range(n):
-            frame = images[i]
+            frame = frames[i]
             if scale > 1:
                 frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
             with native_stderr_hidden():

@@ -66,6 +66,9 @@ class SynthClipConfig:
     #: Path of a mesh file (generator ``mesh``): the object is read from it instead (may be open).
     object_mesh: str = ""
     object_size: float = 0.0
+    #: Render a forearm behind the wrist (in the images and the hand masks; not in the hand model),
+    #: as real footage shows one: MediaPipe finds a hand with an arm more often (docs/data.md).
+    forearm: bool = False
     noise: InitNoise = field(default_factory=InitNoise)
     grasp: GraspConfig = field(default_factory=GraspConfig)
 
@@ -119,6 +122,41 @@ def _perturb(
     return T.numpy(), pose_noisy.astype(np.float32), betas_noisy.astype(np.float32)
 
 
+def forearm_mesh(joints: torch.Tensor, length: float = 0.15, rings: int = 8, segments: int = 24):
+    """A tapered elliptic tube from inside the palm back past the wrist: (V, 3) vertices, (F, 3) faces.
+
+    ``joints`` (21, 3) hand-frame joints of the hand model (0 the wrist, 4 the middle MCP, 1 and 7
+    the index and pinky MCPs). The tube's cross-section is 5.6 x 4 cm at the wrist, 7 x 5.6 cm at
+    its far (capped) end.
+    """
+    wrist, middle = joints[0].double(), joints[4].double()
+    along = wrist - middle
+    along = along / along.norm()
+    side = joints[1].double() - joints[7].double()
+    side = side - (side @ along) * along
+    side = side / side.norm()
+    up = torch.linalg.cross(along, side)
+    t = torch.linspace(0, 1, rings, dtype=torch.float64)
+    centres = wrist - 0.015 * along + (length * t)[:, None] * along  # starts 1.5 cm inside the palm
+    width, thickness = 0.028 + 0.007 * t, 0.020 + 0.008 * t
+    angle = torch.linspace(0, 2 * torch.pi, segments + 1, dtype=torch.float64)[:-1]
+    ring = (
+        centres[:, None]
+        + (width[:, None] * torch.cos(angle))[..., None] * side
+        + (thickness[:, None] * torch.sin(angle))[..., None] * up
+    )
+    vertices = torch.cat([ring.reshape(-1, 3), centres[-1:]])
+    faces = []
+    for r in range(rings - 1):
+        for k in range(segments):
+            a, b = r * segments + k, r * segments + (k + 1) % segments
+            faces += [(a, a + segments, b), (b, a + segments, b + segments)]
+    cap = len(vertices) - 1
+    last = (rings - 1) * segments
+    faces += [(last + k, cap, last + (k + 1) % segments) for k in range(segments)]
+    return vertices.float(), torch.tensor(faces, dtype=torch.long)
+
+
 def render_clip(
     obj: SynthObject,
     grasp: Grasp,
@@ -137,9 +175,15 @@ def render_clip(
     f, c = cfg.focal * res, (res - 1) / 2
     K = torch.tensor([[f, 0.0, c], [0.0, f, c], [0.0, 0.0, 1.0]]).expand(n, 3, 3).contiguous()
 
+    hand_faces = hand_model.faces
+    if cfg.forearm:
+        joints = grasp.hand_joints(hand_model)
+        arm_verts, arm_faces = forearm_mesh(joints)
+        hand_faces = torch.cat([hand_faces, arm_faces + len(hand_verts)])
+        hand_verts = torch.cat([hand_verts, arm_verts])
     hand_cam = transform_points(T_cam_from_hand, hand_verts.expand(n, -1, -1))
     obj_cam = transform_points(T_cam_from_hand, obj_verts_hand.expand(n, -1, -1))
-    hand_r = render_mesh(hand_cam, hand_model.faces, K, (res, res))
+    hand_r = render_mesh(hand_cam, hand_faces, K, (res, res))
     obj_r = render_mesh(obj_cam, obj_faces, K, (res, res), attributes=obj_verts.expand(n, -1, -1))
     visible = visible_masks(hand_r, obj_r)
     background = noise_background((res, res), rng)

@@ -57,6 +57,13 @@ class Grasp:
     plausible: bool = True
     attempt: int = 0
 
+    def hand_joints(self, hand_model) -> torch.Tensor:
+        """(21, 3) the grasping hand's joints in the hand frame."""
+        zeros = torch.zeros(1, 3)
+        pose, betas = torch.from_numpy(self.hand_pose)[None], torch.from_numpy(self.betas)[None]
+        with torch.no_grad():
+            return hand_model(pose, betas, zeros, zeros).joints[0]
+
     def hand_vertices(self, hand_model) -> torch.Tensor:
         """(V, 3) the grasping hand's vertices in the hand frame."""
         zeros = torch.zeros(1, 3)

@@ -1,0 +1,186 @@
+"""From a video alone against today's chain, on synthetic clips with ground truth (issue 17).
+
+Each clip of the split (default: hoi4d-like, seed 1 of each category: 24 frames, 128 px, 120 degrees
+of arc) is encoded as an mp4 and run through ``hoirecon data video`` with the ground-truth visible
+object box of frame 0 as the user's box and the clip's field of view. Against the ground truth:
+
+- ``detect_rate``: frames where MediaPipe finds the hand (on the video frames);
+- ``init_mpjpe_mm`` / ``init_mpjpe_pa_mm``: the MediaPipe initialisation's joints, relative to the
+  index MCP / after Procrustes alignment (the ``provided`` noisy initialisation beside it);
+- ``mask_iou_hand`` / ``mask_iou_object``: the bootstrapped masks against the truth cropped the same way;
+- ``f5_video`` / ``f5_gtmasks``: the fit of the video clip (configs/fit/video.yaml) and of the
+  original clip with its GT masks and provided hands (configs/fit/demo.yaml), same step budget.
+
+Clips and runs go under ``--work`` and are reused (a killed run resumes). Needs the video extra.
+Usage: benchmarks/video.py [--work DIR] [--threads N] [--steps N] [--clips mug1,bottle1] [--no-fits] [--forearm]
+Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hoirecon.data.formats.hoirecon import write_clip
+from hoirecon.data.load import load_clip
+from hoirecon.data.synth.clip import SynthClipConfig, make_clip
+from hoirecon.data.synth.commands import split_configs
+from hoirecon.data.video import crop_frames, write_video
+from hoirecon.eval.geometry import mpjpe_mm
+from hoirecon.geometry.transforms import transform_points
+from hoirecon.hand.joints import INDEX_MCP
+from hoirecon.init.provided import init_from_params
+from hoirecon.prepare import VideoOptions, video_to_clip
+from hoirecon.registry import build
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = {"f5": "object/f@5mm[rigid]", "f10": "object/f@10mm[rigid]", "cd": "object/chamfer_cm2[rigid]"}
+
+
+def camera_joints(hand_model, hands, T_cam_from_hand) -> torch.Tensor:
+    init = init_from_params(hands, T_cam_from_hand, hand_model)
+    n = len(init.hand_pose)
+    zeros = torch.zeros(n, 3)
+    with torch.no_grad():
+        out = hand_model(hand_pose=init.hand_pose, betas=init.betas.expand(n, -1), global_orient=zeros, transl=zeros)
+        return transform_points(init.T_cam_from_hand, out.joints)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean([(x & y).sum() / max((x | y).sum(), 1) for x, y in zip(a, b)]))
+
+
+def prepare(name: str, cfg: SynthClipConfig, work: Path) -> dict[str, float]:
+    """The clip, its video and the video's clip; the initialisation and mask scores."""
+    original, video, mine = work / name, work / f"{name}.mp4", work / f"{name}-video"
+    if not original.exists():
+        write_clip(make_clip(cfg), original)
+    src = load_clip(original)
+    if not video.exists():
+        write_video(video, src.images, src.fps)
+    ys, xs = np.nonzero(src.object_masks[0])
+    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    fov = float(np.degrees(2 * np.arctan(src.images.shape[2] / 2 / src.K[0, 0, 0])))
+    scores_file = work / f"{name}-video.json"
+    if scores_file.is_file() and mine.exists():
+        return json.loads(scores_file.read_text())
+    if mine.exists():
+        import shutil
+
+        shutil.rmtree(mine)
+    clip, crop = video_to_clip(video, mine, box, VideoOptions(category=cfg.category, fov_degrees=fov, size=128))
+    clip.gt = src.gt  # 3D ground truth: the crop changes K, not the camera frame
+    write_clip(clip, mine, overwrite=True)
+
+    hand_model = build("hand_model", {"type": "mano"})
+    gt = camera_joints(hand_model, src.gt.hands, src.gt.T_cam_from_hand)
+    scores = {"detect_rate": float(np.mean(["no hand detected" not in n for n in clip.warnings]))}
+    detected = [n for n in clip.warnings if n.startswith("MediaPipe found the hand in")]
+    if detected:
+        found, total = (int(w) for w in detected[0].split(" in ")[1].split(" frames")[0].split(" of "))
+        scores["detect_rate"] = found / total
+    for label, hands, T in (("init", clip.hands, clip.T_cam_from_hand), ("provided", src.hands, src.T_cam_from_hand)):
+        joints = camera_joints(hand_model, hands, T)
+        scores[f"{label}_mpjpe_mm"] = float(mpjpe_mm(joints, gt, root=INDEX_MCP, align="root").mean())
+        scores[f"{label}_mpjpe_pa_mm"] = float(mpjpe_mm(joints, gt, root=INDEX_MCP, align="procrustes").mean())
+
+    def cropped(masks: np.ndarray) -> np.ndarray:
+        return crop_frames(np.repeat(masks[..., None].astype(np.uint8) * 255, 3, axis=-1), crop)[..., 0] > 127
+
+    scores["mask_iou_hand"] = iou(clip.hand_masks, cropped(src.hand_masks))
+    scores["mask_iou_object"] = iou(clip.object_masks, cropped(src.object_masks))
+    scores_file.write_text(json.dumps(scores))
+    return scores
+
+
+def fit(clip: Path, run: Path, config: Path, steps: int, threads: int) -> dict[str, float]:
+    from hoirecon.api import fit_clip
+
+    if (run / "metrics.json").is_file():
+        metrics = json.loads((run / "metrics.json").read_text())
+    else:
+        resume = run if (run / "checkpoints" / "last.ckpt").is_file() else None
+        keys = {} if resume else {"clip": str(clip), "run_dir": str(run)}
+        overrides = [f"trainer.threads={threads}", f"trainer.max_steps={steps}"]
+        metrics = fit_clip(None if resume else config, resume=resume, overrides=overrides, **keys).metrics
+    out = {k: float(metrics[v]) for k, v in KEYS.items()}
+    out["mpjpe"] = float(metrics.get("hand/mpjpe_mm[procrustes]", float("nan")))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default="/tmp/hoirecon-video-bench", help="clips and runs (reused)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of each fit")
+    parser.add_argument("--steps", type=int, default=1500, help="fit steps (the demo's 1500)")
+    parser.add_argument("--preset", default="hoi4d-like", help="split preset")
+    parser.add_argument("--clips", help="comma list of the split's clips (default: seed 1 of each category)")
+    parser.add_argument("--no-fits", action="store_true", help="only detection, initialisation and masks")
+    parser.add_argument("--forearm", action="store_true", help="render the clips with a forearm (synth forearm=True)")
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    configs = split_configs(args.preset, SynthClipConfig(forearm=args.forearm))
+    names = args.clips.split(",") if args.clips else [n for n in configs if n.endswith("1")]
+    rows = {}
+    for name in names:
+        start = time.perf_counter()
+        rows[name] = prepare(name, configs[name], work)
+        if not args.no_fits:
+            video = fit(
+                work / f"{name}-video",
+                work / f"run-{name}-video",
+                ROOT / "configs/fit/video.yaml",
+                args.steps,
+                args.threads,
+            )
+            gtm = fit(work / name, work / f"run-{name}", ROOT / "configs/fit/demo.yaml", args.steps, args.threads)
+            rows[name].update({f"{k}_video": v for k, v in video.items()} | {f"{k}_gtmasks": v for k, v in gtm.items()})
+        shown = json.dumps({k: round(v, 3) for k, v in rows[name].items()})
+        print(f"  {name}: {shown} ({time.perf_counter() - start:.0f} s)", flush=True)
+
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    arm = " with a forearm" if args.forearm else ""
+    print(
+        f"\n{args.preset} clips{arm} from their mp4 alone; fits {args.steps} steps, {args.threads} threads, load {load}"
+    )
+    columns = [
+        "detect_rate",
+        "init_mpjpe_mm",
+        "init_mpjpe_pa_mm",
+        "provided_mpjpe_mm",
+        "mask_iou_hand",
+        "mask_iou_object",
+    ]
+    if not args.no_fits:
+        columns += ["f5_video", "f5_gtmasks", "f10_video", "f10_gtmasks", "mpjpe_video", "mpjpe_gtmasks"]
+    short = {
+        c: c.replace("init_mpjpe", "init").replace("provided_mpjpe", "provided").replace("mask_iou_", "iou ")
+        for c in columns
+    }
+    print(f"{'clip':<10}" + "".join(f"{short[c]:>15}" for c in columns))
+    for name, r in rows.items():
+        print(f"{name:<10}" + "".join(f"{r[c]:>15.3f}" for c in columns))
+    mean = {c: float(np.nanmean([r[c] for r in rows.values()])) for c in columns}
+    print(f"{'mean':<10}" + "".join(f"{mean[c]:>15.3f}" for c in columns))
+    result = {
+        "detect_rate": round(mean["detect_rate"], 4),
+        "init_mpjpe_mm": round(mean["init_mpjpe_mm"], 2),
+        "init_mpjpe_pa_mm": round(mean["init_mpjpe_pa_mm"], 2),
+        "provided_mpjpe_mm": round(mean["provided_mpjpe_mm"], 2),
+        "mask_iou_hand": round(mean["mask_iou_hand"], 4),
+        "mask_iou_object": round(mean["mask_iou_object"], 4),
+    }
+    if not args.no_fits:
+        result |= {k: round(mean[k], 4) for k in ("f5_video", "f5_gtmasks", "f10_video", "f10_gtmasks")}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
