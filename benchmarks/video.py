@@ -36,7 +36,7 @@ from hoirecon.eval.geometry import mpjpe_mm
 from hoirecon.geometry.transforms import transform_points
 from hoirecon.hand.joints import INDEX_MCP
 from hoirecon.init.provided import init_from_params
-from hoirecon.prepare import VideoOptions, video_to_clip
+from hoirecon.prepare import VideoOptions, video_to_clip, write_crop
 from hoirecon.registry import build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +77,7 @@ def prepare(name: str, cfg: SynthClipConfig, work: Path) -> dict[str, float]:
     clip, crop = video_to_clip(video, mine, box, VideoOptions(category=cfg.category, fov_degrees=fov, size=128))
     clip.gt = src.gt  # 3D ground truth: the crop changes K, not the camera frame
     write_clip(clip, mine, overwrite=True)
+    write_crop(mine, crop, video)
 
     hand_model = build("hand_model", {"type": "mano"})
     gt = camera_joints(hand_model, src.gt.hands, src.gt.T_cam_from_hand)

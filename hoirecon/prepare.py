@@ -171,8 +171,14 @@ def video_to_clip(
     cropped = Landmarks(crop.points(landmarks.pixels), landmarks.world, landmarks.score, landmarks.right)
     bootstrap(clip, crop.box(object_box), cropped, cfg)
     write_clip(clip, out)
-    atomic_write_text(out / CROP_FILE, yaml.safe_dump({"video": str(video), **crop.as_dict()}, sort_keys=False))
+    write_crop(out, crop, video)
     return clip, crop
+
+
+def write_crop(clip_dir: str | Path, crop: Crop, video: str | Path) -> None:
+    """Record beside the clip which square of which video it was cut from (``CROP_FILE``)."""
+    text = yaml.safe_dump({"video": str(video), **crop.as_dict()}, sort_keys=False)
+    atomic_write_text(Path(clip_dir) / CROP_FILE, text)
 
 
 def read_crop(clip_dir: str | Path) -> Crop:

@@ -24,6 +24,9 @@ from hoirecon.hand.landmarks import MP_BONES, MP_PALM
 SKELETON = MP_BONES + tuple(zip(MP_PALM[1:-1], MP_PALM[2:]))
 #: GrabCut's iterations per frame.
 ITERATIONS = 4
+#: Object tracking: a carried mask at least this share of frame 0's sets the next box (grown by
+#: GROW); a GrabCut result more than MAX_GROWTH times the carried mask is a flood into the background.
+MIN_CARRIED, GROW, MAX_GROWTH = 0.3, 1.3, 2.0
 #: GrabCut runs on frames upscaled to at least this short side: its edge term is tuned for camera-sized
 #: images, and on a 128 px synthetic frame it labels everything background (a held mug: IoU 0 at 128 px,
 #: 0.83 upscaled to 256).
@@ -91,7 +94,9 @@ def track_object_masks(images: np.ndarray, boxes: np.ndarray, hand_masks: np.nda
     """(N, H, W) object masks: GrabCut inside each frame's box (N, 4), helped by the previous frame's mask.
 
     The previous mask, carried along the dense optical flow and eroded, marks pixels that are surely
-    object; the box marks where the rest may be; hand pixels are never object.
+    object; the box marks where the rest may be: ``boxes[i]`` (from the hand's motion) while the
+    carried mask is small (the object behind the hand), else the carried mask's own box, grown.
+    Hand pixels are never object; a result that floods the background falls back to the carried mask.
     """
     import cv2
 
@@ -101,22 +106,37 @@ def track_object_masks(images: np.ndarray, boxes: np.ndarray, hand_masks: np.nda
     u, v = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * band + 1, 4 * band + 1))
     for i in range(n):
-        x0, y0, x1, y1 = (int(round(c)) for c in boxes[i])
+        carried = None
+        if i > 0 and masks[i - 1].any():
+            # where each pixel of frame i was in frame i-1, and so whether it was object there
+            flow = cv2.calcOpticalFlowFarneback(grey[i], grey[i - 1], None, 0.5, 3, 15, 3, 5, 1.2, 0)
+            carried = cv2.remap(masks[i - 1].astype(np.uint8), u + flow[..., 0], v + flow[..., 1], cv2.INTER_NEAREST)
+            carried = cv2.morphologyEx(carried, cv2.MORPH_CLOSE, kernel)  # bridge the gaps fingers cut
+        box = boxes[i]
+        if carried is not None and carried.sum() >= MIN_CARRIED * masks[0].sum():
+            box = _grown_bbox(carried > 0, GROW)  # a mask still in view: its neighbourhood beats the hand's motion
+        x0, y0, x1, y1 = (int(round(c)) for c in box)
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         seed = np.full((h, w), cv2.GC_BGD, np.uint8)
         if x1 - x0 >= 2 and y1 - y0 >= 2:
             seed[y0:y1, x0:x1] = cv2.GC_PR_FGD
         elif i == 0:
             raise ValueError(f"the object box {tuple(boxes[0])} has no area inside the {w}x{h} image")
-        if i > 0 and masks[i - 1].any():
-            # where each pixel of frame i was in frame i-1, and so whether it was object there
-            flow = cv2.calcOpticalFlowFarneback(grey[i], grey[i - 1], None, 0.5, 3, 15, 3, 5, 1.2, 0)
-            carried = cv2.remap(masks[i - 1].astype(np.uint8), u + flow[..., 0], v + flow[..., 1], cv2.INTER_NEAREST)
-            carried = cv2.morphologyEx(carried, cv2.MORPH_CLOSE, kernel)  # bridge the gaps fingers cut
+        if carried is not None:
             seed[carried > 0] = cv2.GC_PR_FGD
             seed[cv2.erode(carried, kernel) > 0] = cv2.GC_FGD
-        masks[i] = _grabcut(images[i], seed, hand_masks[i])
+        mask = _grabcut(images[i], seed, hand_masks[i])
+        if carried is not None and mask.sum() > MAX_GROWTH * max(carried.sum(), 1):
+            mask = (carried > 0) & ~hand_masks[i]  # GrabCut flooded the background: keep the carried mask
+        masks[i] = mask
     return masks
+
+
+def _grown_bbox(mask: np.ndarray, grow: float) -> tuple[float, float, float, float]:
+    ys, xs = np.nonzero(mask)
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2 * grow, (y1 - y0) / 2 * grow
+    return cx - hw, cy - hh, cx + hw, cy + hh
 
 
 def _grabcut_around(
