@@ -110,7 +110,8 @@ def fit(clip: Path, run: Path, config: Path, steps: int, threads: int) -> dict[s
         keys = {} if resume else {"clip": str(clip), "run_dir": str(run)}
         overrides = [f"trainer.threads={threads}", f"trainer.max_steps={steps}"]
         metrics = fit_clip(None if resume else config, resume=resume, overrides=overrides, **keys).metrics
-    out = {k: float(metrics[v]) for k, v in KEYS.items()}
+    # a fit whose SDF has no surface in its box scores no object: F-scores 0, chamfer undefined
+    out = {k: float(metrics.get(v, float("nan") if k == "cd" else 0.0)) for k, v in KEYS.items()}
     out["mpjpe"] = float(metrics.get("hand/mpjpe_mm[procrustes]", float("nan")))
     return out
 

@@ -100,6 +100,14 @@ def report() -> list[tuple[str, str]]:
             + (f"; missing {', '.join(missing)} (pip install -e '.[meshes]')" if missing else ""),
         )
     )
+    mediapipe = _version("mediapipe")
+    ok = mediapipe == "0.10.21"
+    rows.append(
+        (
+            "mediapipe",
+            f"{mediapipe} (data video, initializer mediapipe" + (")" if ok else ": pip install -e '.[video]')"),
+        )
+    )
     hand = sorted(ASSETS_DIR.glob("*RIGHT*.npz"))
     rows.append(("built-in hand", str(hand[0]) if hand else "not built yet"))
     prior = sorted(ASSETS_DIR.glob("prior*.safetensors"))

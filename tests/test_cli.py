@@ -61,6 +61,7 @@ def test_doctor_reports_versions_and_backends(capsys):
     lines = dict(line.split(None, 1) for line in out.splitlines() if not line.startswith(("cpu", "torch threads")))
     assert lines["torch"].strip() == torch.__version__
     assert "nerfacc cuda" in out and "tinycudann" in out and "built-in hand" in out
+    assert lines["mediapipe"].startswith("0.10.21 (data video")  # the video extra is installed for the tests
     gpu = f"cuda:0 ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "the cpu too (no CUDA)"
     assert lines["accelerator"].startswith("cpu (the default)") and gpu in lines["accelerator"]
     assert not any(Path.home().glob(".cache/torch_extensions/*/nerfacc_cuda")), "doctor must not build nerfacc"
