@@ -189,6 +189,9 @@ class PriorTrainSection:
     p_uncond: float = 0.2
     #: Probability of dropping the hand condition (guidance on the hand, ``prior.hand_scale``).
     p_no_hand: float = 0.1
+    #: A prior checkpoint (.safetensors) whose weights start the training (its network must match the
+    #: run's ``network:``); empty: random weights. To continue on new data across sessions.
+    init_from: str = ""
     val_every_n_steps: int = 500
     val_batches: int = 16
     #: Sample grids in TensorBoard every this many steps (0 = never).

@@ -150,3 +150,25 @@ def test_a_moving_average_decay_outside_0_1_is_refused():
     net = NetworkConfig(16, [16, 32], ["DownBlock2D", "AttnDownBlock2D"], norm_num_groups=8)
     with pytest.raises(ConfigError, match=r"train.ema_decay must be in \[0, 1\), got 1.0"):
         PriorSystem(net, PriorTrainSection(ema_decay=1.0))
+
+
+def test_init_from_starts_from_a_checkpoints_weights(tmp_path):
+    from hoirecon.errors import ConfigError
+    from hoirecon.priors.diffusion import NetworkConfig
+    from hoirecon.schema import PriorTrainSection
+    from hoirecon.systems.prior import PriorSystem
+
+    net = NetworkConfig(16, [16, 32], ["DownBlock2D", "AttnDownBlock2D"], norm_num_groups=8)
+    torch.manual_seed(0)
+    saved = PriorSystem(net, PriorTrainSection(ema_decay=0.0))
+    path = saved.export(tmp_path / "start.safetensors")
+    torch.manual_seed(1)
+    fresh = PriorSystem(net, PriorTrainSection())
+    started = PriorSystem(net, PriorTrainSection(init_from=str(path)))
+    weights = next(iter(saved.model.unet.state_dict().values()))
+    assert not torch.allclose(next(iter(fresh.model.unet.state_dict().values())), weights, atol=1e-2)
+    assert torch.allclose(next(iter(started.model.unet.state_dict().values())), weights, atol=1e-2)  # float16 file
+    assert torch.allclose(next(iter(started.averaged.unet.state_dict().values())), weights, atol=1e-2)
+    other = NetworkConfig(16, [16, 32], ["DownBlock2D", "DownBlock2D"], norm_num_groups=8)
+    with pytest.raises(ConfigError, match="train.init_from: .* has another network"):
+        PriorSystem(other, PriorTrainSection(init_from=str(path)))

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from hoirecon.data.prior_shards import ShardStream, read_index, split_heldout
 from hoirecon.dataclass_config import make_config
 from hoirecon.errors import ConfigError, DataError
-from hoirecon.priors.diffusion import Denoiser, NetworkConfig, save_checkpoint
+from hoirecon.priors.diffusion import Denoiser, NetworkConfig, load_checkpoint, save_checkpoint
 from hoirecon.schema import PriorDataSection, PriorTrainSection
 
 
@@ -76,6 +76,13 @@ class PriorSystem(L.LightningModule):
             raise ConfigError(f"train.ema_decay must be in [0, 1), got {train.ema_decay}")
         self.network, self.train_cfg = network, train
         self.model = Denoiser(network)
+        if train.init_from:
+            start, _ = load_checkpoint(train.init_from)
+            if start.cfg != network:
+                raise ConfigError(
+                    f"train.init_from: {train.init_from} has another network ({start.cfg}) than network: ({network})"
+                )
+            self.model.unet.load_state_dict(start.unet.state_dict())
         # the average of the weights is what is validated, sampled and exported
         self.ema = (
             AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(train.ema_decay), use_buffers=True)
