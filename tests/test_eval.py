@@ -83,6 +83,12 @@ def test_mpjpe_conventions():
     noisy = gt.clone()
     noisy[:, 0] += torch.tensor([0.0, 0.021, 0.0], dtype=torch.float64)  # one joint 21 mm off
     assert mpjpe_mm(noisy, gt, root=5, align="root") == pytest.approx(torch.full((3,), 1.0, dtype=torch.float64))
+    # the default root is the index MCP (joint 1 of the hand model, docs/compare.md): when it is off,
+    # every other joint is off relative to it
+    at_root = gt.clone()
+    at_root[:, 1] += torch.tensor([0.0, 0.021, 0.0], dtype=torch.float64)
+    assert mpjpe_mm(at_root, gt, align="root") == pytest.approx(torch.full((3,), 20.0, dtype=torch.float64))
+    assert HandMPJPE().root == 1
 
 
 def test_metric_classes_accumulate():

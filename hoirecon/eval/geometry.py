@@ -21,6 +21,8 @@ import torch
 import trimesh
 from scipy.spatial import cKDTree
 
+from hoirecon.hand.joints import INDEX_MCP
+
 ALIGNMENTS = ("none", "rigid", "similarity")
 
 
@@ -197,11 +199,12 @@ def _procrustes(pred: torch.Tensor, gt: torch.Tensor, rotation: bool) -> torch.T
     return s[:, None, None] * p + mu_g
 
 
-def mpjpe_mm(pred: torch.Tensor, gt: torch.Tensor, root: int = 5, align: str = "root") -> torch.Tensor:
+def mpjpe_mm(pred: torch.Tensor, gt: torch.Tensor, root: int = INDEX_MCP, align: str = "root") -> torch.Tensor:
     """Mean per-joint position error in millimetres per frame, (B,).
 
-    ``align``: "root" (both relative to joint ``root``; DiffHOI uses joint 5, the index MCP in its
-    order), "procrustes" (similarity transform), "scale_translation".
+    ``align``: "root" (both relative to joint ``root``, by default the index MCP: DiffHOI's joint 5
+    in its own order, joint 1 in the hand model's), "procrustes" (similarity transform),
+    "scale_translation".
     """
     if align == "root":
         pred, gt = pred - pred[:, root : root + 1], gt - gt[:, root : root + 1]

@@ -9,6 +9,7 @@ import torch
 from torchmetrics import Metric
 
 from hoirecon.eval.geometry import mpjpe_mm
+from hoirecon.hand.joints import INDEX_MCP
 
 HAND_ALIGNMENTS = ("root", "procrustes", "scale_translation")
 
@@ -18,7 +19,7 @@ class HandMPJPE(Metric):
 
     full_state_update = False
 
-    def __init__(self, root: int = 5):
+    def __init__(self, root: int = INDEX_MCP):
         super().__init__()
         self.root = root
         self.add_state("total", default=torch.zeros(len(HAND_ALIGNMENTS), dtype=torch.float64), dist_reduce_fx="sum")
