@@ -20,8 +20,9 @@ from hoirecon.data.load import load_clip
 from hoirecon.data.video import crop_frames
 from hoirecon.hand.landmarks import MP_BONES
 from hoirecon.init.base import HandInit
+from hoirecon.init.mediapipe import hand_silhouettes
 from hoirecon.init.mediapipe_detect import detect_hands
-from hoirecon.prepare import hand_silhouettes, read_crop
+from hoirecon.prepare import read_crop
 from hoirecon.registry import build
 
 SCALE = 2  # pixels of the figure per clip pixel

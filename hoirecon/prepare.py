@@ -31,13 +31,15 @@ from hoirecon.errors import ConfigError, DataError
 from hoirecon.geometry.camera import intrinsics_from_fov
 from hoirecon.geometry.transforms import transform_points
 from hoirecon.init.base import HandFn, HandInit
-from hoirecon.init.mediapipe import MediaPipeInitializer, init_from_landmarks
+from hoirecon.init.mediapipe import MediaPipeInitializer, hand_silhouettes, init_from_landmarks, scaled_to_masks
 from hoirecon.init.mediapipe_detect import Landmarks, detect_hands
 from hoirecon.registry import build
-from hoirecon.render.raster import rasterize
 from hoirecon.utils.io import atomic_path, atomic_write_text
 from hoirecon.utils.progress import progress_bar
 
+#: The hand's depth is set from its GrabCut size this many times, GrabCut reaching REACH pixels past
+#: the fitted silhouette (docs/data.md, "From a video").
+DEPTH_ROUNDS, REACH = 2, 10
 #: Written beside a video's clip: the square it was cut from (x0, y0, side in video pixels; size).
 CROP_FILE = "video_crop.yaml"
 
@@ -63,27 +65,6 @@ def zoom_around(box: tuple[float, float, float, float], image_size: tuple[int, i
     return square_crop(np.array([box]), image_size, 256, margin=2.0)
 
 
-def hand_silhouettes(hand_model: HandFn, init: HandInit, K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(N, H, W) bool: where the initialised hand covers each frame."""
-    n = len(init.hand_pose)
-    zeros = torch.zeros(n, 3)
-    masks = []
-    with torch.no_grad():
-        vertices = hand_model(
-            hand_pose=init.hand_pose, betas=init.betas.expand(n, -1), global_orient=zeros, transl=zeros
-        )
-        for i in range(n):
-            out = rasterize(
-                vertices.vertices[i : i + 1],
-                vertices.faces,
-                torch.as_tensor(K[i : i + 1], dtype=torch.float32),
-                T_cam_from_mesh=init.T_cam_from_hand[i : i + 1],
-                image_size=size,
-            )
-            masks.append(out.covered[0].numpy())
-    return np.stack(masks)
-
-
 def bootstrap(
     clip: Clip,
     object_box: tuple[float, float, float, float],
@@ -105,8 +86,13 @@ def bootstrap(
         )
     hand_model = build("hand_model", {"type": "mano"})
     init = init_from_landmarks(clip, hand_model, landmarks, cfg)
-    silhouettes = hand_silhouettes(hand_model, init, clip.K, clip.image_size)
-    with progress_bar(2, "masks (GrabCut)") as advance:
+    with progress_bar(2 + DEPTH_ROUNDS, "masks (GrabCut)") as advance:
+        for _ in range(DEPTH_ROUNDS if cfg.depth_from_masks else 0):
+            # how big the hand really is in the image: GrabCut let far past the fitted silhouette
+            silhouettes = hand_silhouettes(hand_model, init, clip.K, clip.image_size)
+            init = scaled_to_masks(hand_model, init, refine_hand_masks(clip.images, silhouettes, band=REACH), clip.K)
+            advance()
+        silhouettes = hand_silhouettes(hand_model, init, clip.K, clip.image_size)
         hand = refine_hand_masks(clip.images, silhouettes, landmarks.pixels)
         advance()
         T = init.T_cam_from_hand.numpy().astype(np.float64)

@@ -240,3 +240,33 @@ def test_video_to_fit_end_to_end(synthetic_video, capsys):
 def _box(mask):
     ys, xs = np.nonzero(mask)
     return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+
+def test_scaled_to_masks_moves_the_hand_to_the_masks_size():
+    """Masks rendered from the hand at 0.45 m pull an initialisation placed at 0.9 m back to 0.45 m."""
+    from hoirecon.init.base import HandInit
+    from hoirecon.init.mediapipe import hand_silhouettes, scaled_to_masks
+
+    hand_model = build("hand_model", {"type": "mano"})
+    pose, betas, T = hands(2)
+    Ks = np.repeat(K[None], 2, 0)
+    truth = HandInit(pose, betas, T)
+    masks = hand_silhouettes(hand_model, truth, Ks, (128, 128))
+    far = T.clone()
+    far[:, :3, 3] *= 2.0
+    moved = scaled_to_masks(hand_model, HandInit(pose, betas, far), masks, Ks)
+    assert moved.T_cam_from_hand[:, 2, 3] == pytest.approx(T[:, 2, 3], rel=0.05)
+    assert "landmark depth" in moved.notes[-1]
+    # no usable mask: nothing moves
+    same = scaled_to_masks(hand_model, HandInit(pose, betas, far), np.zeros_like(masks), Ks)
+    assert torch.equal(same.T_cam_from_hand, far)
+
+
+def test_mediapipe_initializer_depth_from_masks_changes_the_depth(synthetic_video):
+    _, _, clip = synthetic_video
+    hand_model = build("hand_model", {"type": "mano"})
+    on = MediaPipeInitializer(MediaPipeInitializer.Config()).initialize(clip, hand_model)
+    off = MediaPipeInitializer(MediaPipeInitializer.Config(depth_from_masks=False)).initialize(clip, hand_model)
+    assert any("landmark depth" in n for n in on.notes) and not any("landmark depth" in n for n in off.notes)
+    assert not torch.allclose(on.T_cam_from_hand[:, 2, 3], off.T_cam_from_hand[:, 2, 3])
+    assert torch.allclose(on.T_cam_from_hand[:, :3, :3], off.T_cam_from_hand[:, :3, :3])
