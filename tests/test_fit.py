@@ -44,7 +44,9 @@ def clip_dir(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("config", FIT_CONFIGS, ids=[p.stem for p in FIT_CONFIGS])
 def test_every_fit_config_runs_two_steps(config, clip_dir, tmp_path, capsys):
     run = tmp_path / "run"
-    code = main(["fit", "--config", str(config), f"clip={clip_dir}", f"run_dir={run}", *TINY])
+    # MediaPipe finds no hand in 32 px frames: video.yaml's own initialiser runs in test_video's end-to-end test
+    hands = ["initializer.type=provided"] if config.stem == "video" else []
+    code = main(["fit", "--config", str(config), f"clip={clip_dir}", f"run_dir={run}", *TINY, *hands])
     out = capsys.readouterr().out
     assert code == 0, out
     for name in (
