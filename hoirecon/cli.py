@@ -315,7 +315,7 @@ def _prepare_clip(args: argparse.Namespace) -> int:
             max_frames=args.max_frames,
             mirror=args.mirror,
         )
-        clip, _ = video_to_clip(args.path, args.out, box, options)
+        clip, _, _ = video_to_clip(args.path, args.out, box, options)
         print(f"wrote {len(clip)} frames of {clip.category or 'an unknown category'} to {args.out}")
     for note in clip.warnings:
         print(f"  {note}")

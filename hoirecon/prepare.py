@@ -31,8 +31,9 @@ from hoirecon.errors import ConfigError, DataError
 from hoirecon.geometry.camera import intrinsics_from_fov
 from hoirecon.geometry.transforms import transform_points
 from hoirecon.init.base import HandFn, HandInit
-from hoirecon.init.mediapipe import MediaPipeInitializer, hand_silhouettes, init_from_landmarks, scaled_to_masks
-from hoirecon.init.mediapipe_detect import Landmarks, detect_hands
+from hoirecon.init.landmark_fit import hand_joints
+from hoirecon.init.mediapipe import MediaPipeInitializer, detect, hand_silhouettes, init_from_landmarks, scaled_to_masks
+from hoirecon.init.mediapipe_detect import Landmarks
 from hoirecon.registry import build
 from hoirecon.utils.io import atomic_path, atomic_write_text
 from hoirecon.utils.progress import progress_bar
@@ -77,20 +78,15 @@ def bootstrap(
     """
     cfg = initializer or MediaPipeInitializer.Config()
     if landmarks is None:
-        landmarks = detect_hands(
-            clip.images,
-            cfg.min_side,
-            cfg.min_detection_confidence,
-            cfg.min_tracking_confidence,
-            (zoom_around(object_box, clip.image_size),),
-        )
+        landmarks = detect(clip.images, cfg, (zoom_around(object_box, clip.image_size),))
     hand_model = build("hand_model", {"type": "mano"})
     init = init_from_landmarks(clip, hand_model, landmarks, cfg)
     with progress_bar(2 + DEPTH_ROUNDS, "masks (GrabCut)") as advance:
         for _ in range(DEPTH_ROUNDS if cfg.depth_from_masks else 0):
             # how big the hand really is in the image: GrabCut let far past the fitted silhouette
             silhouettes = hand_silhouettes(hand_model, init, clip.K, clip.image_size)
-            init = scaled_to_masks(hand_model, init, refine_hand_masks(clip.images, silhouettes, band=REACH), clip.K)
+            wide = refine_hand_masks(clip.images, silhouettes, band=REACH)
+            init = scaled_to_masks(hand_model, init, wide, clip.K, silhouettes)
             advance()
         silhouettes = hand_silhouettes(hand_model, init, clip.K, clip.image_size)
         hand = refine_hand_masks(clip.images, silhouettes, landmarks.pixels)
@@ -106,17 +102,16 @@ def bootstrap(
     clip.hand_masks, clip.object_masks = hand, obj & ~hand
     clip.hands = HandParams(init.hand_pose.numpy(), init.betas.numpy(), np.zeros((n, 3)), np.zeros((n, 3)))
     clip.T_cam_from_hand = init.T_cam_from_hand.numpy()
-    clip.frame_weights = None if init.frame_weights is None else init.frame_weights.numpy()
     clip.warnings = list(init.notes)
     return clip
 
 
 def video_to_clip(
     video: str | Path, out: str | Path, object_box: tuple[float, float, float, float], options: VideoOptions
-) -> tuple[Clip, Crop]:
+) -> tuple[Clip, Crop, Landmarks]:
     """Decode ``video``, crop it around the hand and object, bootstrap hands and masks, write the clip to ``out``.
 
-    Returns the clip and the crop that maps video pixels to clip pixels.
+    Returns the clip, the crop that maps video pixels to clip pixels, and the landmarks (video pixels).
     """
     video, out = Path(video), Path(out)
     if out.exists():
@@ -132,13 +127,7 @@ def video_to_clip(
         frames = np.ascontiguousarray(frames[:, :, ::-1])
         object_box = (w - object_box[2], object_box[1], w - object_box[0], object_box[3])
     cfg = options.initializer
-    landmarks = detect_hands(
-        frames,
-        cfg.min_side,
-        cfg.min_detection_confidence,
-        cfg.min_tracking_confidence,
-        (zoom_around(object_box, (h, w)),),
-    )
+    landmarks = detect(frames, cfg, (zoom_around(object_box, (h, w)),))
     boxes = [object_box] + [_landmark_box(p) for p in landmarks.pixels[landmarks.found]]
     crop = square_crop(np.array(boxes), (h, w), options.size)
     K = cropped_intrinsics(intrinsics_from_fov(options.fov_degrees, h, w).numpy(), crop)
@@ -158,7 +147,7 @@ def video_to_clip(
     bootstrap(clip, crop.box(object_box), cropped, cfg)
     write_clip(clip, out)
     write_crop(out, crop, video)
-    return clip, crop
+    return clip, crop, landmarks
 
 
 def write_crop(clip_dir: str | Path, crop: Crop, video: str | Path) -> None:
@@ -244,11 +233,8 @@ def _write_masks_and_hands(clip: Clip, path: Path, cameras: dict | None) -> None
 
 def _hand_depth(hand_model: HandFn, init: HandInit) -> float:
     """The mean camera depth of the initialised hand's joints on frame 0, metres."""
-    zeros = torch.zeros(1, 3)
     with torch.no_grad():
-        joints = hand_model(
-            hand_pose=init.hand_pose[:1], betas=init.betas[None], global_orient=zeros, transl=zeros
-        ).joints
+        joints = hand_joints(hand_model, init.hand_pose[:1], init.betas[None])
         return float(transform_points(init.T_cam_from_hand[:1], joints)[0, :, 2].mean())
 
 

@@ -23,7 +23,7 @@ import roma
 import torch
 
 from hoirecon.geometry.camera import project
-from hoirecon.geometry.transforms import make_transform, transform_from_rotvec, transform_points
+from hoirecon.geometry.transforms import transform_from_rotvec, transform_points
 from hoirecon.hand.joints import joint_limit_loss
 from hoirecon.hand.landmarks import MP_BONES, MP_PALM, MP_TO_HAND
 from hoirecon.init.base import HandFn, HandInit
@@ -56,7 +56,7 @@ def hand_joints(hand_model: HandFn, hand_pose: torch.Tensor, betas: torch.Tensor
 def palm_size(points: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """(..., 21, 3 or 2) landmarks -> (...) summed wrist-to-knuckle lengths: a pose-free hand size."""
     palm = points[..., list(MP_PALM[1:]), :] - points[..., :1, :]
-    return (palm**2).sum(-1) ** 0.5 @ (np.ones(4) if isinstance(points, np.ndarray) else torch.ones(4))
+    return ((palm**2).sum(-1) ** 0.5).sum(-1)
 
 
 def rigid_start(hand_model: HandFn, landmarks: Landmarks, K: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,8 +147,7 @@ def fit_to_landmarks(
         loss.backward()
         optimizer.step()
     with torch.no_grad():
-        T = make_transform(roma.rotvec_to_rotmat(rotvec), transl)
-    return HandInit(pose.detach(), betas.detach(), T.detach())
+        return HandInit(pose.detach(), betas.detach(), transform_from_rotvec(rotvec, transl))
 
 
 def _bone_directions(joints: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from hoirecon.data.clip import Clip, short_list
+from hoirecon.data.video import Crop
 from hoirecon.errors import DataError
 from hoirecon.init.base import HandFn, HandInit
 from hoirecon.init.landmark_fit import LandmarkFitConfig, fit_to_landmarks
@@ -48,11 +49,15 @@ class MediaPipeInitializer:
 
     def initialize(self, clip: Clip, hand_model: HandFn) -> HandInit:
         cfg = self.cfg
-        landmarks = detect_hands(clip.images, cfg.min_side, cfg.min_detection_confidence, cfg.min_tracking_confidence)
-        init = init_from_landmarks(clip, hand_model, landmarks, cfg)
+        init = init_from_landmarks(clip, hand_model, detect(clip.images, cfg), cfg)
         if cfg.depth_from_masks and clip.hand_masks.any():
             init = scaled_to_masks(hand_model, init, clip.hand_masks, clip.K)
         return init
+
+
+def detect(images: np.ndarray, cfg: MediaPipeInitializer.Config, regions: tuple[Crop, ...] = ()) -> Landmarks:
+    """``detect_hands`` with the initialiser's detection settings."""
+    return detect_hands(images, cfg.min_side, cfg.min_detection_confidence, cfg.min_tracking_confidence, regions)
 
 
 def init_from_landmarks(
@@ -91,24 +96,22 @@ def hand_silhouettes(hand_model: HandFn, init: HandInit, K: np.ndarray, size: tu
     zeros = torch.zeros(n, 3)
     with torch.no_grad():
         out = hand_model(hand_pose=init.hand_pose, betas=init.betas.expand(n, -1), global_orient=zeros, transl=zeros)
-        masks = [
-            rasterize(
-                out.vertices[i : i + 1], out.faces, torch.as_tensor(K[i : i + 1], dtype=torch.float32),
-                T_cam_from_mesh=init.T_cam_from_hand[i : i + 1], image_size=size,
-            ).covered[0].numpy()
-            for i in range(n)
-        ]  # fmt: skip
-    return np.stack(masks)
+        K_t = torch.as_tensor(K, dtype=torch.float32)
+        return rasterize(out.vertices, out.faces, K_t, init.T_cam_from_hand, image_size=size).covered.numpy()
 
 
-def scaled_to_masks(hand_model: HandFn, init: HandInit, hand_masks: np.ndarray, K: np.ndarray) -> HandInit:
+def scaled_to_masks(
+    hand_model: HandFn, init: HandInit, hand_masks: np.ndarray, K: np.ndarray, silhouettes: np.ndarray | None = None
+) -> HandInit:
     """``init`` with every translation divided by s, the median over frames of sqrt(mask area / silhouette area).
 
     Scaling T_cam_from_hand's translation keeps the hand's origin on the same pixel and makes the
     hand look s times larger: the depth the masks' size implies, for the shape the landmarks gave.
     Frames with a tiny mask or silhouette (under 20 pixels) do not vote; no vote changes nothing.
+    ``silhouettes``: ``init``'s (``hand_silhouettes``), when the caller has them already.
     """
-    silhouettes = hand_silhouettes(hand_model, init, K, hand_masks.shape[1:])
+    if silhouettes is None:
+        silhouettes = hand_silhouettes(hand_model, init, K, hand_masks.shape[1:])
     mask_area, sil_area = hand_masks.sum(axis=(1, 2)), silhouettes.sum(axis=(1, 2))
     votes = (mask_area >= 20) & (sil_area >= 20)
     if not votes.any():

@@ -45,6 +45,11 @@ class Landmarks:
     def __len__(self) -> int:
         return len(self.pixels)
 
+    @classmethod
+    def empty(cls, n: int) -> Landmarks:
+        """N frames with no detection."""
+        return cls(np.full((n, 21, 2), np.nan), np.full((n, 21, 3), np.nan), np.zeros(n), np.zeros(n, dtype=bool))
+
 
 def import_mediapipe() -> Any:
     """The mediapipe module, or a one-line error saying how to install it."""
@@ -80,16 +85,16 @@ def detect_hands(
     """
     n = len(images)
     views = [(images, None)] + [(crop_frames(images, crop), crop) for crop in regions]
-    out = Landmarks(np.full((n, 21, 2), np.nan), np.full((n, 21, 3), np.nan), np.zeros(n), np.zeros(n, dtype=bool))
+    out = Landmarks.empty(n)
     with progress_bar(2 * len(views) * n, "hand landmarks") as advance:
         for frames, crop in views:
             for order in (np.arange(n), np.arange(n)[::-1]):
                 found = _track(frames[order], min_side, min_detection_confidence, min_tracking_confidence, advance)
-                for k, i in enumerate(order):
-                    if found.found[k] and not out.found[i]:
-                        px = found.pixels[k] if crop is None else crop.points_back(found.pixels[k])
-                        out.pixels[i], out.world[i] = px, found.world[k]
-                        out.score[i], out.right[i] = found.score[k], found.right[k]
+                new = found.found & ~out.found[order]
+                for k in np.flatnonzero(new):
+                    i = order[k]
+                    out.pixels[i] = found.pixels[k] if crop is None else crop.points_back(found.pixels[k])
+                    out.world[i], out.score[i], out.right[i] = found.world[k], found.score[k], found.right[k]
     return out
 
 
@@ -100,10 +105,7 @@ def _track(frames: np.ndarray, min_side: int, detection: float, tracking: float,
     mp = import_mediapipe()
     n, h, w = frames.shape[:3]
     scale = max(1.0, min_side / min(h, w))
-    pixels = np.full((n, 21, 2), np.nan)
-    world = np.full((n, 21, 3), np.nan)
-    score = np.zeros(n)
-    right = np.zeros(n, dtype=bool)
+    out = Landmarks.empty(n)
     with native_stderr_hidden():  # MediaPipe logs its graph set-up to stderr
         hands = mp.solutions.hands.Hands(
             static_image_mode=False,
@@ -121,9 +123,9 @@ def _track(frames: np.ndarray, min_side: int, detection: float, tracking: float,
             advance()
             if not result.multi_hand_landmarks:
                 continue
-            pixels[i] = [(p.x * w, p.y * h) for p in result.multi_hand_landmarks[0].landmark]
-            world[i] = [(p.x, p.y, p.z) for p in result.multi_hand_world_landmarks[0].landmark]
+            out.pixels[i] = [(p.x * w, p.y * h) for p in result.multi_hand_landmarks[0].landmark]
+            out.world[i] = [(p.x, p.y, p.z) for p in result.multi_hand_world_landmarks[0].landmark]
             label = result.multi_handedness[0].classification[0]
-            score[i] = label.score
-            right[i] = label.label == "Left"  # MediaPipe labels as if the image were mirrored
-    return Landmarks(pixels, world, score, right)
+            out.score[i] = label.score
+            out.right[i] = label.label == "Left"  # MediaPipe labels as if the image were mirrored
+    return out
