@@ -270,3 +270,33 @@ def test_mediapipe_initializer_depth_from_masks_changes_the_depth(synthetic_vide
     assert any("landmark depth" in n for n in on.notes) and not any("landmark depth" in n for n in off.notes)
     assert not torch.allclose(on.T_cam_from_hand[:, 2, 3], off.T_cam_from_hand[:, 2, 3])
     assert torch.allclose(on.T_cam_from_hand[:, :3, :3], off.T_cam_from_hand[:, :3, :3])
+
+
+def test_video_and_masks_refuse_bad_input_in_one_line(tmp_path, capsys, monkeypatch):
+    assert main(["data", "video", str(tmp_path / "none.mp4"), "--object-box", "1,1,9,9"]) == 1
+    assert "data video needs" in capsys.readouterr().err
+    assert (
+        main(["data", "video", str(tmp_path / "none.mp4"), "--object-box", "1,1,9,9", "--out", str(tmp_path / "c")])
+        == 1
+    )
+    assert "none.mp4: video not found" in capsys.readouterr().err
+    import imageio.v3 as iio
+
+    (tmp_path / "clip" / "images").mkdir(parents=True)
+    iio.imwrite(tmp_path / "clip" / "images" / "000000.png", np.zeros((8, 8, 3), np.uint8))
+    iio.imwrite(tmp_path / "clip" / "images" / "000001.png", np.zeros((8, 10, 3), np.uint8))
+    assert main(["data", "masks", str(tmp_path / "clip"), "--object-box", "1,1,5,5", "--fov", "60"]) == 1
+    assert "the images differ in size" in capsys.readouterr().err
+    import types
+
+    monkeypatch.setitem(sys.modules, "mediapipe", types.SimpleNamespace(__version__="0.10.30"))
+    with pytest.raises(HoireconError, match="0.10.30 has no bundled hand models"):
+        import_mediapipe()
+
+
+def test_synth_forearm_is_drawn_as_hand_but_not_in_the_hand_model():
+    cfg = SynthClipConfig(category="mug", frames=2, resolution=48, seed=1)
+    plain = make_clip(cfg)
+    arm = make_clip(SynthClipConfig(category="mug", frames=2, resolution=48, seed=1, forearm=True))
+    assert arm.hand_masks.sum() > plain.hand_masks.sum()
+    assert np.array_equal(arm.gt.hands.hand_pose, plain.gt.hands.hand_pose)
