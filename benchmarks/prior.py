@@ -12,7 +12,7 @@
     the cost of a step with score distillation against one without (``sds_step_ratio``).
 
 Usage: benchmarks/prior.py [--checkpoint FILE] [--data data/prior/r32] [--out runs/bench-prior]
-[--jobs 2] [--steps 800] [--skip-ablation]. Last line: one JSON object.
+[--jobs 2] [--steps 800] [--seeds 0,1] [--prior-variant sds] [--skip-ablation]. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
 from hoirecon.data.prior_shards import ShardStream, read_index, split_heldout
@@ -111,16 +112,27 @@ def contact_sheet(model, shards: list[Path], out: Path, per_category: int = 2, s
     return out
 
 
-def ablation(out: Path, jobs: int, steps: int, preset: str = "narrow12") -> list[dict]:
-    """Runs (resumably) the prior ablation through `hoirecon compare`; returns results.csv's rows."""
+def ablation(
+    out: Path, jobs: int, steps: int, checkpoint: str, seeds: list[int], preset: str = "narrow12"
+) -> list[dict]:
+    """Runs (resumably) ``configs/compare/prior-ablation.yaml`` through `hoirecon compare`, with the
+    prior checkpoint ``checkpoint`` in every named variant and the given seeds; returns results.csv's rows."""
     split = out / preset
     subprocess.run(
         [HOIRECON, "synth", "split", "--preset", preset, "--frames", "16", "--resolution", "96", "--out", str(split)],
         check=True,
     )
-    cmd = [HOIRECON, "compare", "--config", str(REPO / "configs/compare/prior-ablation.yaml"), "--jobs", str(jobs)]
-    cmd += [f"manifest={split / 'manifest.txt'}", f"run_dir={out / 'compare'}"]
-    cmd += [f"overrides=[trainer.max_steps={steps}]"]
+    config = OmegaConf.load(REPO / "configs/compare/prior-ablation.yaml")
+    for name, overrides in config.named_variants.items():
+        config.named_variants[name] = [
+            f"prior.checkpoint={checkpoint}" if o.startswith("prior.checkpoint=") else o for o in overrides
+        ]
+    config.variants = {"trainer.seed": seeds}
+    config.manifest, config.run_dir = str(split / "manifest.txt"), str(out / "compare")
+    config.overrides = [f"trainer.max_steps={steps}"]
+    out.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(config, out / "prior-ablation.yaml")
+    cmd = [HOIRECON, "compare", "--config", str(out / "prior-ablation.yaml"), "--jobs", str(jobs)]
     subprocess.run(cmd, check=True, cwd=REPO)
     with open(out / "compare" / "results.csv") as f:
         rows = list(csv.DictReader(f))
@@ -173,6 +185,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--skip-ablation", action="store_true")
+    parser.add_argument("--seeds", default="0,1", help="fit seeds, e.g. 0 for a first pass (runs resume)")
+    parser.add_argument("--prior-variant", default="sds", help="the variant the JSON's *_prior keys report")
     parser.add_argument("--preset", default="narrow12", help="the narrow-arc split (narrow12: 12 clips)")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -192,49 +206,80 @@ def main() -> None:
     summary = {"heldout_loss_cond": round(cond, 5), "heldout_loss_uncond": round(uncond, 5)}
 
     if not args.skip_ablation:
-        rows = ablation(Path(args.out), args.jobs, args.steps, args.preset)
+        seeds = [int(x) for x in args.seeds.split(",")]
+        rows = ablation(Path(args.out), args.jobs, args.steps, args.checkpoint, seeds, args.preset)
         f5, f10, u5 = "object/f@5mm[rigid]", "object/f@10mm[rigid]", "object/unseen_f@5mm[rigid]"
-        kinds = {"none": "prior.type=none", "prior": "prior.type=diffusion"}
-        by = {k: [r for r in rows if r["variant"].startswith(v + ",") or r["variant"] == v] for k, v in kinds.items()}
-        print(f"\nnarrow-arc ablation ({args.preset}: 40 degrees, 16 frames, 96 px, {args.steps} steps)")
-        print(f"{'variant':<10}{'runs':>5}{'min':>7}{'F@5':>7}{'F@10':>7}{'CD cm2':>8}{'F@5 unseen':>12}")
+        cd, mpjpe = "object/chamfer_cm2[rigid]", "hand/mpjpe_mm[root]"
+        names = list(dict.fromkeys(r["variant"].split(",")[0] for r in rows))
+        by = {k: [r for r in rows if r["variant"].split(",")[0] == k] for k in names}
+        print(f"\nnarrow-arc ablation ({args.preset}: 40 degrees, 16 frames, 96 px, {args.steps} steps, seeds {seeds})")
+        print(f"{'variant':<10}{'runs':>5}{'min':>7}{'F@5':>7}{'F@10':>7}{'CD cm2':>8}{'F@5 unseen':>12}{'MPJPE':>7}")
         for k, mine in by.items():
-            cd = mean([r["object/chamfer_cm2[rigid]"] for r in mine])
             print(
                 f"{k:<10}{len(mine):>5}{mean([r['minutes'] for r in mine]):>7.2f}{mean([r[f5] for r in mine]):>7.3f}"
-                f"{mean([r[f10] for r in mine]):>7.3f}{cd:>8.3f}{mean([r[u5] for r in mine]):>12.3f}"
+                f"{mean([r[f10] for r in mine]):>7.3f}{mean([r[cd] for r in mine]):>8.3f}"
+                f"{mean([r[u5] for r in mine]):>12.3f}{mean([r[mpjpe] for r in mine]):>7.2f}"
             )
-        print(f"\n{'category':<10}{'F@5 none':>10}{'F@5 prior':>11}{'change':>8}")
+        others = [k for k in names if k != "none"]
         categories = sorted({r["category"] for r in rows})
+        print(f"\n{'category':<12}{'F@5 none':>9}" + "".join(f"{k:>9}{'change':>8}" for k in others))
         for c in categories:
-            a, b = (mean([r[f5] for r in by[k] if r["category"] == c]) for k in ("none", "prior"))
-            print(f"{c:<10}{a:>10.3f}{b:>11.3f}{b - a:>+8.3f}")
-        print(f"\n{'clip, seed':<16}{'none F@5/F@10':>16}{'prior F@5/F@10':>16}")
-        pairs = []
+            base = mean([r[f5] for r in by["none"] if r["category"] == c])
+            cells = [mean([r[f5] for r in by[k] if r["category"] == c]) for k in others]
+            print(f"{c:<12}{base:>9.3f}" + "".join(f"{v:>9.3f}{v - base:>+8.3f}" for v in cells))
+
+        def run_key(r: dict) -> tuple[str, str]:
+            return r["clip"], r["variant"].split(",", 1)[-1]  # the clip and the seed
+
+        def paired(k: str) -> list[tuple[dict, dict]]:
+            """(no prior, variant k) runs of the same clip and seed."""
+            mine = {run_key(r): r for r in by[k]}
+            return [(r, mine[run_key(r)]) for r in by["none"] if run_key(r) in mine]
+
+        print(f"\n{'clip, seed':<22}{'none F@5/F@10':>15}" + "".join(f"{k + ' F@5/F@10':>16}" for k in others))
+        pairs = {k: paired(k) for k in others}
         for r in by["none"]:
-            seed = r["variant"].split("seed=")[-1]
-            other = next(
-                (q for q in by["prior"] if q["clip"] == r["clip"] and q["variant"].endswith("seed=" + seed)), None
-            )
-            if other is None:
-                continue
-            pairs.append((r, other))
-            print(f"{r['clip'] + ', ' + seed:<16}{r[f5]:>8.3f}/{r[f10]:.3f}{other[f5]:>9.3f}/{other[f10]:.3f}")
+            line = f"{r['clip'] + ', ' + r['variant'].split('seed=')[-1]:<22}{r[f5]:>8.3f}/{r[f10]:.3f}"
+            for k in others:
+                other = next((p for n, p in pairs[k] if n is r), None)
+                line += f"{other[f5]:>9.3f}/{other[f10]:.3f}" if other else f"{'-':>16}"
+            print(line)
+
+        def figures(k: str) -> dict:
+            p = pairs[k]
+            return {
+                "f5": round(mean([q[f5] for _, q in p]), 3),
+                "f10": round(mean([q[f10] for _, q in p]), 3),
+                "f5_unseen": round(mean([q[u5] for _, q in p]), 3),
+                "n_worse": sum(q[f5] < n[f5] for n, q in p),
+                "n_collapsed": sum(n[f10] - q[f10] > 0.2 for n, q in p),
+                "worst_category_change": round(
+                    min(mean([q[f5] - n[f5] for n, q in p if n["category"] == c]) for c in categories), 3
+                ),
+            }
+
+        per_variant = {k: figures(k) for k in others}
+        for k, fig in per_variant.items():
+            print(f"{k}: " + ", ".join(f"{a} {b}" for a, b in fig.items()))
+        chosen = args.prior_variant if args.prior_variant in per_variant else others[0]
+        chosen_pairs = pairs[chosen]
         summary.update(
             {
-                "f10_noprior": round(mean([r[f10] for r in by["none"]]), 3),
-                "f10_prior": round(mean([r[f10] for r in by["prior"]]), 3),
-                "f5_noprior": round(mean([r[f5] for r in by["none"]]), 3),
-                "f5_prior": round(mean([r[f5] for r in by["prior"]]), 3),
-                "n_clips": len(pairs),
-                "f5_unseen_noprior": round(mean([r[u5] for r in by["none"]]), 3),
-                "f5_unseen_prior": round(mean([r[u5] for r in by["prior"]]), 3),
-                "n_worse": sum(p[f5] < n[f5] for n, p in pairs),
-                "n_collapsed": sum(n[f10] - p[f10] > 0.2 for n, p in pairs),
+                "prior_variant": chosen,
+                "f10_noprior": round(mean([n[f10] for n, _ in chosen_pairs]), 3),
+                "f10_prior": per_variant[chosen]["f10"],
+                "f5_noprior": round(mean([n[f5] for n, _ in chosen_pairs]), 3),
+                "f5_prior": per_variant[chosen]["f5"],
+                "n_clips": len(chosen_pairs),
+                "f5_unseen_noprior": round(mean([n[u5] for n, _ in chosen_pairs]), 3),
+                "f5_unseen_prior": per_variant[chosen]["f5_unseen"],
+                "n_worse": per_variant[chosen]["n_worse"],
+                "n_collapsed": per_variant[chosen]["n_collapsed"],
+                **{f"f5_{k}": fig["f5"] for k, fig in per_variant.items()},
             }
         )
         # at the end of the kettle's no-prior fit: where guidance runs, on the largest object
-        fitted = next(Path(args.out, "compare").glob("**/kettle1*/checkpoints/last.ckpt")).parents[1]
+        fitted = next(Path(args.out, "compare").glob("none*/kettle1/checkpoints/last.ckpt")).parents[1]
         clip = Path(args.out) / args.preset / "kettle1"
         summary["sds_step_ratio"] = round(sds_step_ratio(clip, args.checkpoint, fitted), 3)
     print(json.dumps(summary))

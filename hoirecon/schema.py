@@ -249,6 +249,9 @@ class CompareConfig:
     hoi4d: Hoi4dClipsSection = field(default_factory=Hoi4dClipsSection)
     #: Dotted fit-config keys and the values to try; the variants are every combination.
     variants: dict[str, list[Any]] = field(default_factory=dict)
+    #: Named override sets, one more axis of the grid (settings that only make sense together), e.g.
+    #: ``{none: [prior.type=none], x0: [prior.type=diffusion, prior.weighting=x0]}``.
+    named_variants: dict[str, list[str]] = field(default_factory=dict)
     #: Overrides for every run, e.g. trainer.max_steps=500.
     overrides: list[str] = field(default_factory=list)
     run_dir: str = "runs/compare"

@@ -26,6 +26,12 @@ def test_variant_grid_and_shards():
     grid = variant_grid({"object.sdf.type": ["mlp", "hashgrid"], "prior.type": ["none"]})
     assert [name for name, _ in grid] == ["sdf.type=mlp,prior.type=none", "sdf.type=hashgrid,prior.type=none"]
     assert grid[1][1] == ["object.sdf.type=hashgrid", "prior.type=none"]
+    sets = {"off": ["prior.type=none"], "x0": ["prior.type=d", "prior.t_min=0.7"]}
+    named = variant_grid({"trainer.seed": [0, 1]}, sets)
+    names = ["off,trainer.seed=0", "off,trainer.seed=1", "x0,trainer.seed=0", "x0,trainer.seed=1"]
+    assert [name for name, _ in named] == names
+    assert named[3][1] == ["prior.type=d", "prior.t_min=0.7", "trainer.seed=1"]
+    assert variant_grid({}, {"a": ["x=1"]}) == [("a", ["x=1"])] and variant_grid({}) == [("base", [])]
     assert parse_shard("1/3") == (1, 3) and parse_shard(None) == (0, 1)
     with pytest.raises(HoireconError, match="i/n"):
         parse_shard("x")

@@ -41,17 +41,23 @@ class Job:
         return (self.run_dir / "compare.json").is_file()
 
 
-def variant_grid(variants: dict[str, list]) -> list[tuple[str, list[str]]]:
-    """Every combination of the variant values: (name, overrides); name like ``sdf.type=mlp,prior.type=none``."""
-    if not variants:
+def variant_grid(variants: dict[str, list], named: dict[str, list[str]] | None = None) -> list[tuple[str, list[str]]]:
+    """Every combination of the variant values: (name, overrides); name like ``sdf.type=mlp,prior.type=none``.
+
+    ``named`` (``named_variants:``) is one more axis whose values are whole override sets, for settings
+    that only make sense together (a prior and its weighting): its name leads, ``x0,seed=1``."""
+    axes: list[list[tuple[str, list[str]]]] = []
+    if named:
+        axes.append([(name, list(overrides)) for name, overrides in named.items()])
+    for key, values in variants.items():
+        short = key.split(".", 1)[-1] if key.count(".") > 1 else key
+        axes.append([(f"{short}={v}", [f"{key}={v}"]) for v in values])
+    if not axes:
         return [("base", [])]
-    keys = list(variants)
-    grid = []
-    for values in itertools.product(*(variants[k] for k in keys)):
-        overrides = [f"{k}={v}" for k, v in zip(keys, values)]
-        name = ",".join(f"{k.split('.', 1)[-1] if k.count('.') > 1 else k}={v}" for k, v in zip(keys, values))
-        grid.append((name, overrides))
-    return grid
+    return [
+        (",".join(name for name, _ in combo), [o for _, overrides in combo for o in overrides])
+        for combo in itertools.product(*axes)
+    ]
 
 
 def clip_folders(cfg: CompareConfig, convert: bool = True) -> list[Path]:
@@ -95,7 +101,7 @@ def plan(cfg: CompareConfig, shard: tuple[int, int] = (0, 1)) -> list[Job]:
         raise DataError("two clips share a folder name; runs are named after it")
     jobs = [
         Job(variant, overrides, clip, Path(cfg.run_dir) / variant / clip.name)
-        for variant, overrides in variant_grid(cfg.variants)
+        for variant, overrides in variant_grid(cfg.variants, cfg.named_variants)
         for clip in clips
     ]
     i, n = shard
