@@ -201,10 +201,12 @@ def test_mediapipe_finds_the_synthetic_hand(synthetic_video):
 
 @pytest.mark.slow
 def test_min_side_upscales_small_frames_for_the_detector():
-    """On the 24-frame demo mug, tracking at 256 px finds the hand in every frame; at 128 px it misses some."""
+    """On the 24-frame demo mug, tracking at 256 px finds the hand in (nearly) every frame; at 128 px
+    it misses more. (MediaPipe's tracker is not deterministic: one run in CI found 23 of 24.)"""
     clip = make_clip(SynthClipConfig(category="mug", seed=0))
-    assert detect_hands(clip.images, min_side=256).found.sum() == 24
-    assert detect_hands(clip.images, min_side=128).found.sum() < 24
+    high = int(detect_hands(clip.images, min_side=256).found.sum())
+    low = int(detect_hands(clip.images, min_side=128).found.sum())
+    assert high >= 22 and low < high, (high, low)
 
 
 @pytest.mark.slow
