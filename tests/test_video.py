@@ -202,7 +202,7 @@ def test_mediapipe_finds_the_synthetic_hand(synthetic_video):
 @pytest.mark.slow
 def test_min_side_upscales_small_frames_for_the_detector():
     """On the 24-frame demo mug, tracking at 256 px finds the hand in (nearly) every frame; at 128 px
-    it misses more. (MediaPipe's tracker is not deterministic: one run in CI found 23 of 24.)"""
+    it misses more. (The count varies between machines: one found 24 of 24, another 23 and 22.)"""
     clip = make_clip(SynthClipConfig(category="mug", seed=0))
     high = int(detect_hands(clip.images, min_side=256).found.sum())
     low = int(detect_hands(clip.images, min_side=128).found.sum())
