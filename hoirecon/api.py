@@ -116,7 +116,8 @@ def fit_clip(
     save_config(tree, run_dir / "config.yaml")
     trainer.fit(parts.system, ckpt_path=last_checkpoint(run_dir) if resume is not None else None)
     preview = {"frames": config.output.preview_frames, "size": config.output.preview_size}
-    metrics = write_outputs(parts.scene, parts.clip, run_dir, config.object.export_resolution, preview)
+    fit_stats = {"fit/sds_steps": float(parts.system.sds_steps)}
+    metrics = write_outputs(parts.scene, parts.clip, run_dir, config.object.export_resolution, preview, fit_stats)
     has_mesh = (run_dir / "object.obj").is_file()
     return FitResult(
         run_dir=run_dir,

@@ -17,10 +17,13 @@ from hoirecon.fit.scene import FitScene
 from hoirecon.utils.io import atomic_write_text
 
 
-def write_outputs(scene: FitScene, clip: Clip, run_dir: str | Path, mesh_resolution: int, preview: dict) -> dict:
-    """Write every output, metrics.json last; returns the metrics (empty without ground truth)."""
+def write_outputs(
+    scene: FitScene, clip: Clip, run_dir: str | Path, mesh_resolution: int, preview: dict, fit_stats: dict | None = None
+) -> dict:
+    """Write every output, metrics.json last; returns the metrics (empty without ground truth), with
+    ``fit_stats`` (figures of the optimisation itself, e.g. ``fit/sds_steps``) added."""
     mesh = write_fit_outputs(scene, clip, run_dir, mesh_resolution, preview)
-    metrics = evaluate(scene, clip, mesh) if clip.gt is not None else {}
+    metrics = {**evaluate(scene, clip, mesh), **(fit_stats or {})} if clip.gt is not None else {}
     if metrics:
         atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=1))
     return metrics

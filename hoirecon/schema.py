@@ -112,6 +112,10 @@ class GuidanceSection:
     #: ... and once the renderer's beta is at most this, metres (0: no such wait). Early silhouettes
     #: are soft and 80% too large at beta 1 cm; the prior was trained on sharp ones.
     max_beta: float = 0.003
+    #: ... or, whatever beta is, once this fraction of ``trainer.max_steps`` is done (1: wait for beta
+    #: alone). Beta's end value depends on the clip: a gate on beta alone kept the prior off for a
+    #: whole 800-step mug fit (docs/prior.md).
+    start_by: float = 0.5
     #: Novel views at least this many degrees away from every input camera, seen from the hand-object
     #: centre, so the prior only fills in the unseen side (0: any view).
     unseen_angle_deg: float = 0.0

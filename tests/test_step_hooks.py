@@ -90,11 +90,16 @@ def test_every_step_hook_is_called_each_step_and_the_prior_starts_when_configure
     assert StepRecorder.guided == list(range(10, 30, 2))
     _fit(clip_dir, tmp_path / "late", 30, **keys, **{"guidance.warmup_steps": 21})
     assert StepRecorder.guided == list(range(22, 30, 2))
-    # guidance waits for sharp silhouettes: beta is still ~1 cm after 14 steps, above 3 mm
-    _fit(clip_dir, tmp_path / "sharp", 14, **{**keys, "guidance.warmup_steps": 10, "guidance.max_beta": 0.003})
-    assert StepRecorder.guided == []
+    # guidance waits for sharp silhouettes: beta is still ~1 cm after 14 steps, above 3 mm ...
+    sharp = {**keys, "guidance.warmup_steps": 10, "guidance.max_beta": 0.003}
+    with pytest.warns(Warning, match="no score-distillation step ran in 14 steps"):
+        never = _fit(clip_dir, tmp_path / "sharp", 14, **sharp, **{"guidance.start_by": 1.0})
+    assert StepRecorder.guided == [] and never.metrics["fit/sds_steps"] == 0
     _fit(clip_dir, tmp_path / "soft", 14, **{**keys, "guidance.warmup_steps": 10, "guidance.max_beta": 0.05})
     assert StepRecorder.guided == [10, 12]
+    # ... but not beyond start_by of the run, whatever beta is (12 >= 0.8 * 14 = 11.2)
+    late = _fit(clip_dir, tmp_path / "late-start", 14, **sharp, **{"guidance.start_by": 0.8})
+    assert StepRecorder.guided == [12] and late.metrics["fit/sds_steps"] == 1
 
 
 @pytest.mark.slow  # 30-step fits

@@ -154,7 +154,7 @@ class FitObjective(nn.Module):
                 tips = sdf[:, scene.hand_model.tip_vertex_ids]
                 near = (tips.abs() < 0.02).to(tips.dtype)
                 terms["contact"] = w["contact"] * (tips.abs() * near).sum() / max(len(TIP_NAMES), 1)
-        if self._guidance_due(step) and w["sds"] and self._beta_ready(scene):
+        if self._guidance_due(step) and w["sds"] and self._beta_ready(scene, step):
             target, condition = scene.novel_view(
                 int(frames[0]), self.prior.resolution, generator, self.guidance.unseen_angle_deg
             )
@@ -163,13 +163,21 @@ class FitObjective(nn.Module):
         terms["beta"] = torch.as_tensor(scene.renderer.density_scale())
         return terms
 
-    def _beta_ready(self, scene: FitScene) -> bool:
-        return self.guidance.max_beta <= 0 or float(scene.renderer.density_scale()) <= self.guidance.max_beta
+    def _beta_ready(self, scene: FitScene, step: int) -> bool:
+        return sharp_enough(self.guidance, step, self.max_steps, float(scene.renderer.density_scale()))
 
     def _guidance_due(self, step: int) -> bool:
         if self.prior is None or not getattr(self.prior, "active", False):
             return False
         return step >= self.guidance.warmup_steps and step % max(self.guidance.every_n_steps, 1) == 0
+
+
+def sharp_enough(guidance: GuidanceSection, step: int, max_steps: int, beta: float) -> bool:
+    """Whether the silhouettes are sharp enough for the prior at ``step``: beta (metres) at most
+    ``guidance.max_beta``, or ``guidance.start_by`` of the fit done whatever beta is."""
+    if guidance.max_beta <= 0 or step >= guidance.start_by * max_steps:
+        return True
+    return beta <= guidance.max_beta
 
 
 # A prior's weights are frozen and shipped with it: they stay out of the fit's checkpoints, and a

@@ -55,6 +55,7 @@ class FitSystem(L.LightningModule):
         unique = {id(p): p for p in parts if p is not None and p is not self}
         self.step_followers = [p for p in unique.values() if callable(getattr(p, "on_step", None))]
         self.nonfinite_gradients = 0  # gradient entries dropped so far (see on_before_optimizer_step)
+        self.sds_steps = 0  # steps with the prior's score distillation so far (kept in checkpoints)
 
     def follow_step(self, step: int) -> None:
         """Tell every component that follows the step where the fit is (before the step's losses)."""
@@ -99,7 +100,9 @@ class FitSystem(L.LightningModule):
         loss = terms.pop("loss")
         if not math.isfinite(float(loss.detach())):
             raise FloatingPointError(f"the fit's loss became {float(loss)} at step {step}; try smaller learning rates")
+        self.sds_steps += int("sds" in terms)
         self.log("loss", loss, prog_bar=True)
+        self.log("guidance/sds_steps", float(self.sds_steps), prog_bar=False)
         self.log_dict({f"loss/{k}": float(v.detach()) for k, v in terms.items()}, prog_bar=False)
         return loss
 
@@ -130,8 +133,23 @@ class FitSystem(L.LightningModule):
                 )
         self.log("nonfinite_gradients", float(self.nonfinite_gradients), prog_bar=False)
 
+    def on_train_end(self) -> None:
+        prior = self.objective.prior
+        if getattr(prior, "active", False) and self.sds_steps == 0:
+            warnings.warn(
+                f"the prior ({type(prior).__name__}) is active but no score-distillation step ran in "
+                f"{self.global_step} steps: see guidance.warmup_steps, guidance.max_beta, guidance.start_by "
+                "and loss.sds",
+                HoireconWarning,
+                stacklevel=2,
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["sds_steps"] = self.sds_steps
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         _upgrade_estimator_state(checkpoint)
+        self.sds_steps = int(checkpoint.get("sds_steps", 0))
 
 
 def _upgrade_estimator_state(checkpoint: dict[str, Any]) -> None:
