@@ -19,13 +19,15 @@ layered over the config as on the command line (docs/config.md).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hoirecon.config import compose, merge_trees, parse_overrides, save_config, validate
-from hoirecon.errors import ConfigError, DataError
+from hoirecon.errors import ConfigError, DataError, HoireconWarning
+from hoirecon.runtime import check_accelerator
 from hoirecon.schema import FitConfig
 
 
@@ -83,10 +85,14 @@ def run_config(
         tree["run_dir"] = str(resume)  # a resumed run stays in its folder
     validated = validate(tree, schema)
     run_dir = Path(validated.run_dir)
-    if resume is None and (run_dir / "checkpoints").exists():
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run_dir {run_dir}: is a file, not a folder")
+    # a run that stopped before its first checkpoint still holds its config.yaml: resume it, do not mix two
+    if resume is None and ((run_dir / "checkpoints").exists() or (run_dir / "config.yaml").exists()):
         raise DataError(
             f"{run_dir}: already holds a run", hint=f"resume it with --resume {run_dir}, or set run_dir=..."
         )
+    check_accelerator(validated.trainer.accelerator)
     return tree, validated
 
 
@@ -108,6 +114,8 @@ def fit_clip(
     start = time.perf_counter()
     tree, config = run_config(FitConfig, config, resume, overrides, **keys)
     run_dir = Path(config.run_dir)
+    if resume is not None:
+        clean_after_interruption(run_dir)
     start_run(config.trainer)
     parts = build_fit(config)
     if on_start is not None:
@@ -134,6 +142,17 @@ def fit_clip(
         scene=parts.scene,
         notes=list(parts.scene_init_notes),
     )
+
+
+def clean_after_interruption(run_dir: Path) -> None:
+    """Before a resume: remove the temporary files of writes a kill interrupted (no writer is alive)."""
+    from hoirecon.utils.io import remove_temporaries
+
+    removed = remove_temporaries(run_dir)
+    if removed:
+        names = ", ".join(str(p.relative_to(run_dir)) for p in removed[:3]) + (", ..." if len(removed) > 3 else "")
+        message = f"{run_dir}: removed {len(removed)} temporary files of interrupted writes ({names})"
+        warnings.warn(message, HoireconWarning, stacklevel=2)
 
 
 def _nested(dotted: str, value: Any) -> dict[str, Any]:

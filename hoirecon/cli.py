@@ -77,6 +77,7 @@ def _run_config(args: argparse.Namespace, schema: type, command: str):
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from hoirecon.api import fit_clip
+    from hoirecon.systems.common import resume_message
 
     if not (args.config or args.resume):
         raise HoireconError("fit needs --config FILE or --resume RUN_DIR", hint="hoirecon fit --help")
@@ -85,6 +86,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         clip = parts.clip
         h, w = clip.image_size
         print(f"fitting {clip.path}: {len(clip)} frames, {w}x{h} px, {parts.category or 'no category'}")
+        if args.resume:
+            print(resume_message(Path(args.resume)))
 
     result = fit_clip(args.config, resume=args.resume, overrides=args.overrides, on_start=announce)
     run_dir = result.run_dir
@@ -181,13 +184,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_prior(args: argparse.Namespace) -> int:
+    from hoirecon.api import clean_after_interruption
     from hoirecon.config import save_config
     from hoirecon.schema import PriorTrainConfig
 
     cfg, config = _run_config(args, PriorTrainConfig, "train-prior")
     run_dir = Path(config.run_dir)
 
-    from hoirecon.systems.common import last_checkpoint, make_trainer, start_run
+    from hoirecon.systems.common import last_checkpoint, make_trainer, resume_message, start_run
     from hoirecon.systems.prior import PriorDataModule, PriorSystem, network_config
 
     network = network_config(config.network)
@@ -202,6 +206,9 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
         limit_val_batches=config.train.val_batches,
     )
     if trainer.global_rank == 0:
+        if args.resume:
+            clean_after_interruption(run_dir)
+            print(resume_message(run_dir))
         save_config(cfg, run_dir / "config.yaml")
     trainer.fit(system, datamodule=data, ckpt_path=last_checkpoint(run_dir) if args.resume else None)
     if trainer.global_rank == 0:

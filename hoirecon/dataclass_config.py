@@ -1,4 +1,5 @@
-"""One mapping validated into one dataclass, strictly: unknown keys and bad types are one-line errors.
+"""One mapping validated into one dataclass, strictly: unknown keys, bad types and values outside a
+field's declared ``ranged(...)`` are one-line errors.
 
 The common ground of ``hoirecon.registry`` (a component's section into its ``Config``) and
 ``hoirecon.config`` (a whole run config into its schema); it imports neither, so neither needs the
@@ -8,7 +9,8 @@ other to validate (docs/architecture.md, section Layers).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -35,15 +37,89 @@ def make_config(cls: type[T], values: Mapping[str, Any] | None, component: str, 
             )
     try:
         merged = OmegaConf.merge(OmegaConf.structured(cls), values)
-        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+        config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
-        if isinstance(exc, ConfigKeyError) and key:
-            message = omegaconf_message(exc)
-            suggestion = message[message.find("Did you mean") :] if "Did you mean" in message else ""
-            raise ConfigError(f"unknown key '{prefix}{key}' for {component}. {suggestion}".strip()) from None
-        where_key = f"'{prefix}{key}' " if key else ""
-        raise ConfigError(f"bad value {where_key}for {component}: {omegaconf_message(exc)}") from None
+        _raise_omegaconf(exc, prefix, component)
+    check_ranges(config, prefix, component)
+    return config  # type: ignore[return-value]
+
+
+def _raise_omegaconf(exc: OmegaConfBaseException, prefix: str, component: str) -> None:
+    """OmegaConf's error as one line naming the key."""
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+    if isinstance(exc, ConfigKeyError) and key:
+        message = omegaconf_message(exc)
+        suggestion = message[message.find("Did you mean") :] if "Did you mean" in message else ""
+        raise ConfigError(f"unknown key '{prefix}{key}' for {component}. {suggestion}".strip()) from None
+    where_key = f"'{prefix}{key}' " if key else ""
+    raise ConfigError(f"bad value {where_key}for {component}: {omegaconf_message(exc)}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed values of one config field: bounds (inclusive ``at_least``/``at_most``, exclusive
+    ``above``/``below``) for numbers (each element, for a list) or ``choices`` for strings."""
+
+    at_least: float | None = None
+    above: float | None = None
+    at_most: float | None = None
+    below: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        parts = [
+            f"{sign} {bound:g}"
+            for sign, bound in ((">=", self.at_least), (">", self.above), ("<=", self.at_most), ("<", self.below))
+            if bound is not None
+        ]
+        return "a finite number " + " and ".join(parts) if parts else "a finite number"
+
+    def allows(self, value: Any) -> bool:
+        if self.choices:
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        return (
+            (self.at_least is None or value >= self.at_least)
+            and (self.above is None or value > self.above)
+            and (self.at_most is None or value <= self.at_most)
+            and (self.below is None or value < self.below)
+        )
+
+
+def ranged(default: Any, **bounds: Any) -> Any:
+    """A dataclass field with its allowed values next to it, checked by ``make_config``::
+
+    max_steps: int = ranged(2000, at_least=1)
+    heldout: str = ranged("last", choices=("first", "last"))
+    proportions: list[float] = ranged([0.3, 0.7], at_least=0)  # every element
+    """
+    allowed = Range(**bounds)
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata={"range": allowed})
+    return dataclasses.field(default=default, metadata={"range": allowed})
+
+
+def check_ranges(config: Any, prefix: str, component: str) -> None:
+    """Every field of ``config`` (and of its nested dataclasses) inside its declared ``Range``; floats
+    without one must still be finite. Raises a one-line ConfigError naming the key and the range."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, key + ".", component)
+            continue
+        allowed = f.metadata.get("range")
+        if allowed is None:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"bad value '{key}' for {component}: {value} (a finite number is needed)")
+            continue
+        items = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+        for item in items:
+            if not allowed.allows(item):
+                raise ConfigError(f"bad value '{key}' for {component}: {value!r} (allowed: {allowed.describe()})")
 
 
 def plain(values: Any) -> Any:

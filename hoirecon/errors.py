@@ -30,6 +30,14 @@ class DataError(HoireconError):
     """An input file (clip, mesh, checkpoint) is missing or malformed."""
 
 
+class DivergedError(HoireconError):
+    """The optimisation produced non-finite values (a loss or parameters)."""
+
+
+class OutOfSpaceError(HoireconError):
+    """A write failed for lack of space (a full disk, a quota or a file-size limit); nothing was replaced."""
+
+
 class NotBuiltError(HoireconError):
     """A capability the CLI advertises that is not implemented yet (exit code 2)."""
 

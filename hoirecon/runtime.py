@@ -14,6 +14,8 @@ import sys
 
 import torch
 
+from hoirecon.errors import ConfigError
+
 _GLIBC_M_TRIM_THRESHOLD = -1
 _GLIBC_M_MMAP_THRESHOLD = -3
 
@@ -25,6 +27,15 @@ def configure_cpu(threads: int) -> None:
     torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
     torch.set_flush_denormal(True)
     keep_freed_memory()
+
+
+def check_accelerator(accelerator: str) -> None:
+    """``trainer.accelerator`` gpu/cuda on a machine whose torch sees no CUDA device: one line, before
+    anything is written (Lightning would fail later with a MisconfigurationException)."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator}, but torch sees no CUDA device (see `hoirecon doctor`); use cpu or auto"
+        )
 
 
 def keep_freed_memory() -> bool:

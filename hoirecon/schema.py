@@ -11,21 +11,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from hoirecon.dataclass_config import ranged
+
 
 @dataclass
 class TrainerSection:
     """Optimisation loop settings shared by every Lightning run."""
 
-    max_steps: int = 2000
-    seed: int = 0
+    max_steps: int = ranged(2000, at_least=1)
+    seed: int = ranged(0, at_least=0)
     #: torch intra-op threads; 0 uses every core.
-    threads: int = 0
-    log_every_n_steps: int = 50
-    checkpoint_every_n_steps: int = 500
+    threads: int = ranged(0, at_least=0)
+    log_every_n_steps: int = ranged(50, at_least=1)
+    #: 0: only last.ckpt.
+    checkpoint_every_n_steps: int = ranged(500, at_least=0)
     #: "cpu" unless asked: "auto" picks CUDA when present, "gpu" insists on it (`hoirecon doctor` shows which).
-    accelerator: str = "cpu"
+    accelerator: str = ranged("cpu", choices=("cpu", "auto", "gpu", "cuda"))
     #: Processes (CPU) or GPUs; with more than one, use strategy "ddp".
-    devices: int = 1
+    devices: int = ranged(1, at_least=1)
     strategy: str = "auto"
     progress_bar: bool = True
 
@@ -38,14 +41,15 @@ class ObjectSection:
     renderer: dict[str, Any] = field(default_factory=lambda: {"type": "volsdf"})
     estimator: dict[str, Any] = field(default_factory=lambda: {"type": "occgrid"})
     #: Marching-cubes grid size for the exported mesh.
-    export_resolution: int = 128
+    #: (Below 16 cells the grid misses most objects' surface.)
+    export_resolution: int = ranged(128, at_least=16)
 
 
 @dataclass
 class GroupSection:
     """One parameter group of the fit: on or off, and its learning rate."""
 
-    lr: float = 5e-4
+    lr: float = ranged(5e-4, at_least=0)
     enabled: bool = True
 
 
@@ -67,9 +71,10 @@ class OptimSection:
     intrinsics: GroupSection = _group(1e-5)
     #: One T_hand_from_obj for the clip (a rigid grasp) or one per frame.
     hand_from_obj_shared: bool = True
-    weight_decay: float = 0.01
-    final_lr_ratio: float = 0.1
-    grad_clip: float = 100.0
+    weight_decay: float = ranged(0.01, at_least=0)
+    final_lr_ratio: float = ranged(0.1, above=0)
+    #: Gradient-norm clipping (0: none).
+    grad_clip: float = ranged(100.0, at_least=0)
 
 
 @dataclass
@@ -86,47 +91,47 @@ class LossSection:
     contact: Any = 0.0
     sds: Any = 1.0
     #: Softness of the hand/object depth ordering in the composite, metres.
-    composite_temperature: float = 0.002
+    composite_temperature: float = ranged(0.002, above=0)
 
 
 @dataclass
 class RaysSection:
     """Pixels rendered per step (over the two frames) and how they are drawn."""
 
-    n_rays: int = 1024
+    n_rays: int = ranged(1024, at_least=2)
     #: (object, hand, background) shares at the start and the end of the fit (linear in between).
-    proportions_start: list[float] = field(default_factory=lambda: [0.30, 0.35, 0.35])
-    proportions_end: list[float] = field(default_factory=lambda: [0.80, 0.10, 0.10])
+    proportions_start: list[float] = ranged([0.30, 0.35, 0.35], at_least=0)
+    proportions_end: list[float] = ranged([0.80, 0.10, 0.10], at_least=0)
     #: Hand-mask contour points per frame for the contour term.
-    contour_points: int = 256
+    contour_points: int = ranged(256, at_least=1)
     #: Uniform points in the SDF's box per step for the eikonal term (besides the ray samples).
-    eikonal_points: int = 256
+    eikonal_points: int = ranged(256, at_least=0)
 
 
 @dataclass
 class GuidanceSection:
     """When the prior's score distillation is added (when the prior is active)."""
 
-    every_n_steps: int = 2
-    warmup_steps: int = 100
+    every_n_steps: int = ranged(2, at_least=1)
+    warmup_steps: int = ranged(100, at_least=0)
     #: ... and once the renderer's beta is at most this, metres (0: no such wait). Early silhouettes
     #: are soft and 80% too large at beta 1 cm; the prior was trained on sharp ones.
-    max_beta: float = 0.003
+    max_beta: float = ranged(0.003, at_least=0)
     #: ... or, whatever beta is, once this fraction of ``trainer.max_steps`` is done (1: wait for beta
     #: alone). Beta's end value depends on the clip: a gate on beta alone kept the prior off for a
     #: whole 800-step mug fit (docs/prior.md).
-    start_by: float = 0.5
+    start_by: float = ranged(0.5, at_least=0, at_most=1)
     #: Novel views at least this many degrees away from every input camera, seen from the hand-object
     #: centre, so the prior only fills in the unseen side (0: any view).
-    unseen_angle_deg: float = 0.0
+    unseen_angle_deg: float = ranged(0.0, at_least=0, below=180)
 
 
 @dataclass
 class OutputSection:
     #: Frames shown in preview.png.
-    preview_frames: int = 3
+    preview_frames: int = ranged(3, at_least=1)
     #: Scale (pixels) of the preview's tiles' longest side.
-    preview_size: int = 160
+    preview_size: int = ranged(160, at_least=16)
 
 
 @dataclass
@@ -171,37 +176,37 @@ class PriorDataSection:
     #: Folder written by `hoirecon synth prior-data`.
     path: str = "data/prior/r32"
     #: This many shards are held out for validation ...
-    val_shards: int = 1
+    val_shards: int = ranged(1, at_least=1)
     #: ... the "last" ones, or the "first" (stable while a dataset is still growing).
-    heldout: str = "last"
-    batch_size: int = 8
-    num_workers: int = 0
+    heldout: str = ranged("last", choices=("first", "last"))
+    batch_size: int = ranged(8, at_least=1)
+    num_workers: int = ranged(0, at_least=0)
 
 
 @dataclass
 class PriorTrainSection:
-    lr: float = 1e-4
-    weight_decay: float = 0.01
+    lr: float = ranged(1e-4, above=0)
+    weight_decay: float = ranged(0.01, at_least=0)
     #: "cosine": linear warm-up over ``warmup_steps``, then cosine decay to ``lr_min`` x lr at
     #: trainer.max_steps; "constant".
-    lr_schedule: str = "cosine"
-    warmup_steps: int = 500
-    lr_min: float = 0.05
+    lr_schedule: str = ranged("cosine", choices=("cosine", "constant"))
+    warmup_steps: int = ranged(500, at_least=0)
+    lr_min: float = ranged(0.05, at_least=0, at_most=1)
     #: Exponential moving average of the weights (validated, sampled and exported); 0 = none.
-    ema_decay: float = 0.999
+    ema_decay: float = ranged(0.999, at_least=0, below=1)
     #: Probability of dropping the category (classifier-free guidance).
-    p_uncond: float = 0.2
+    p_uncond: float = ranged(0.2, at_least=0, at_most=1)
     #: Probability of dropping the hand condition (guidance on the hand, ``prior.hand_scale``).
-    p_no_hand: float = 0.1
+    p_no_hand: float = ranged(0.1, at_least=0, at_most=1)
     #: A prior checkpoint (.safetensors) whose weights start the training (its network must match the
     #: run's ``network:``); empty: random weights. To continue on new data across sessions.
     init_from: str = ""
-    val_every_n_steps: int = 500
-    val_batches: int = 16
+    val_every_n_steps: int = ranged(500, at_least=1)
+    val_batches: int = ranged(16, at_least=1)
     #: Sample grids in TensorBoard every this many steps (0 = never).
-    sample_every_n_steps: int = 1000
-    sample_steps: int = 25
-    guidance_scale: float = 2.0
+    sample_every_n_steps: int = ranged(1000, at_least=0)
+    sample_steps: int = ranged(25, at_least=1)
+    guidance_scale: float = ranged(2.0, at_least=0)
 
 
 @dataclass
@@ -233,7 +238,7 @@ class Hoi4dClipsSection:
     #: Frame range a:b or a:b:step of each sequence.
     frames: str = "0:"
     #: Side of the square crops, pixels.
-    size: int = 256
+    size: int = ranged(256, at_least=16)
 
 
 @dataclass

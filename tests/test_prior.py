@@ -272,5 +272,5 @@ def test_x0_weighting_pulls_towards_the_one_step_denoised_render(tmp_path):
     prior.sds_loss(x0, condition, ["mug", "bottle"], step=0).backward()
     x0_hat = replayed_denoised(prior, 7, target, condition, t_min=0.5)
     assert torch.allclose(x0.grad, target - x0_hat, atol=1e-4)
-    with pytest.raises(ConfigError, match="prior.weighting"):
+    with pytest.raises(ConfigError, match="'weighting'.*one of sds, x0"):
         build("prior", {**spec, "weighting": "v"})

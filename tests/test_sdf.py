@@ -108,7 +108,7 @@ def test_hashgrid_gradients_are_reproducible():
 
 
 def test_mlp_rejects_impossible_shapes():
-    with pytest.raises(ConfigError, match="sdf.layers and sdf.hidden must be at least 1"):
+    with pytest.raises(ConfigError, match=r"'layers'.*>= 1"):
         build("sdf", {"type": "mlp", "layers": 0})
     with pytest.raises(ConfigError, match="sdf.skip_layer must be -1"):
         build("sdf", {"type": "mlp", "layers": 4, "skip_layer": 5})

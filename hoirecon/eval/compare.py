@@ -123,7 +123,7 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 def run_job(job: Job, cfg: CompareConfig, threads: int) -> tuple[Job, str]:
     """Run (or resume) one fit in a worker process; returns the job and '' or an error line."""
     common = {"trainer.threads": threads, "trainer.progress_bar": False}
-    if (job.run_dir / "checkpoints" / "last.ckpt").is_file():
+    if (job.run_dir / "config.yaml").is_file():  # started before (with or without a checkpoint yet)
         request = {"resume": str(job.run_dir), "overrides": [], "keys": common}
     else:
         overrides = [f"clip={job.clip}", f"run_dir={job.run_dir}", *cfg.overrides, *job.overrides]

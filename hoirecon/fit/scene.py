@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from hoirecon.errors import DivergedError
 from hoirecon.fit.params import HandDeltas, IntrinsicsDeltas, RigidDeltas
 from hoirecon.geometry.camera import pixel_grid, pixel_rays, project, rays_hit_box
 from hoirecon.geometry.transforms import invert_transform, transform_points
@@ -98,6 +99,12 @@ class FitScene(nn.Module):
         b, r = pixels.shape[:2]
         origins, directions = pixel_rays(K, T_cam_from_obj, pixels)
         origins, directions = origins.reshape(-1, 3), directions.reshape(-1, 3)
+        if not (torch.isfinite(origins).all() and torch.isfinite(directions).all()):
+            # a diverged camera or hand-object pose; sampling would fail far from the cause
+            raise DivergedError(
+                "the object's rays became non-finite: a camera or hand-object pose diverged",
+                hint="try smaller optim.cameras.lr, optim.hand_from_obj.lr or optim.intrinsics.lr",
+            )
         # the SDF's box [-bound, bound]^3 lies within its circumscribed sphere
         reach = float(self.sdf.bound) * 3**0.5
         centre_distance = origins.norm(dim=-1)

@@ -13,13 +13,14 @@ import contextlib
 import importlib.util
 import io
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from hoirecon.dataclass_config import ranged
 from hoirecon.errors import DataError
 from hoirecon.registry import register
 
@@ -112,9 +113,10 @@ class HandModel(nn.Module):
         #: True: hand_pose = 0 is the flat hand. False: it is the model's mean (curled) hand.
         flat_hand_mean: bool = True
         use_pca: bool = False
-        num_pca_comps: int = 45
+        #: PCA components of the hand pose when ``use_pca`` (MANO has 45).
+        num_pca_comps: int = ranged(45, at_least=1, at_most=45)
         #: Fingertip vertices (thumb..pinky); empty = the file's own, or MANO's for real MANO files.
-        tip_vertex_ids: list[int] = field(default_factory=list)
+        tip_vertex_ids: list[int] = ranged([], at_least=0)
 
     def __init__(self, cfg: Config):
         super().__init__()

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from hoirecon.data.clip import Clip, Report, short_list
+from hoirecon.dataclass_config import ranged
 from hoirecon.init.base import HandFn, HandInit, fold_global_pose, root_joint, smooth
 from hoirecon.init.frankmocap_io import OPENPOSE_INDEX_MCP, full_perspective_translation, read_mocap_frame
 from hoirecon.registry import register
@@ -29,11 +30,13 @@ class FrankMocapInitializer:
     class Config:
         #: Folder of FrankMocap's .pkl files, relative to the clip (or absolute).
         folder: str = "mocap"
-        #: Index of the index-finger MCP in the hand model's joints (the depth anchor).
-        anchor_joint: int = 1
+        #: Index of the index-finger MCP in the hand model's joints (the depth anchor): one of its
+        #: 21 (16 + 5 fingertips).
+        anchor_joint: int = ranged(1, at_least=0, at_most=20)
         #: Add the hand model's mean pose to FrankMocap's relative pose.
         add_hands_mean: bool = True
-        smooth_steps: int = 200
+        #: Steps of DiffHOI's temporal smoothing; 0 turns it off.
+        smooth_steps: int = ranged(200, at_least=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg

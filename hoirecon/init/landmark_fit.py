@@ -22,6 +22,7 @@ import numpy as np
 import roma
 import torch
 
+from hoirecon.dataclass_config import ranged
 from hoirecon.geometry.camera import project
 from hoirecon.geometry.transforms import transform_from_rotvec, transform_points
 from hoirecon.hand.joints import joint_limit_loss
@@ -34,16 +35,16 @@ from hoirecon.utils.interp import fill_missing_rotvecs, fill_missing_rows
 @dataclass
 class LandmarkFitConfig:
     #: Adam steps of the joint refinement (stage 2); 0 keeps the rigid placement and a flat hand.
-    steps: int = 300
-    lr: float = 0.02
+    steps: int = ranged(300, at_least=0)
+    lr: float = ranged(0.02, above=0)
     #: Weights of the terms (docs/fit.md): reprojection, 3D bone directions, joint limits, pose and
     #: shape size, temporal smoothness (per cm of joint motion between frames).
-    w_reprojection: float = 1.0
-    w_bones: float = 1.0
-    w_limits: float = 1.0
-    w_pose: float = 0.01
-    w_betas: float = 0.01
-    w_smooth: float = 0.005
+    w_reprojection: float = ranged(1.0, at_least=0)
+    w_bones: float = ranged(1.0, at_least=0)
+    w_limits: float = ranged(1.0, at_least=0)
+    w_pose: float = ranged(0.01, at_least=0)
+    w_betas: float = ranged(0.01, at_least=0)
+    w_smooth: float = ranged(0.005, at_least=0)
 
 
 def hand_joints(hand_model: HandFn, hand_pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:

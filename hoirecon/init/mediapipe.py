@@ -15,6 +15,7 @@ import torch
 
 from hoirecon.data.clip import Clip, short_list
 from hoirecon.data.video import Crop
+from hoirecon.dataclass_config import ranged
 from hoirecon.errors import DataError
 from hoirecon.init.base import HandFn, HandInit
 from hoirecon.init.landmark_fit import LandmarkFitConfig, fit_to_landmarks
@@ -30,15 +31,16 @@ class MediaPipeInitializer:
     @dataclass
     class Config:
         #: Frames are upscaled to at least this short side before detection (small frames miss hands).
-        min_side: int = 256
-        min_detection_confidence: float = 0.3
-        min_tracking_confidence: float = 0.3
-        #: Frame weight of a frame with no detection (its hand is interpolated).
-        undetected_weight: float = 0.5
+        min_side: int = ranged(256, at_least=1)
+        min_detection_confidence: float = ranged(0.3, at_least=0, at_most=1)
+        min_tracking_confidence: float = ranged(0.3, at_least=0, at_most=1)
+        #: Frame weight of a frame with no detection (its hand is interpolated); detected frames
+        #: weigh their detection score (0-1).
+        undetected_weight: float = ranged(0.5, at_least=0, at_most=1)
         #: Refuse a clip whose hand MediaPipe calls left in more than this share of its detections. Off
         #: (1) by default: on synthetic renders it calls our right hand left when it is seen from the
         #: back (a depth-mirrored reading, which the fit undoes); a note says so when most are left.
-        max_left_share: float = 1.0
+        max_left_share: float = ranged(1.0, at_least=0, at_most=1)
         #: Move each clip's hand along the camera rays so its silhouette covers the hand masks' area
         #: (median over frames): MediaPipe's compact landmarks on our renders put it up to 3.7x too far.
         depth_from_masks: bool = True

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from hoirecon.data.clip import Clip, HandParams
+from hoirecon.dataclass_config import ranged
 from hoirecon.errors import DataError
 from hoirecon.init.base import HandFn, HandInit, fold_global_pose, root_joint, smooth
 from hoirecon.registry import register
@@ -34,7 +35,7 @@ class ProvidedInitializer:
     @dataclass
     class Config:
         #: DiffHOI smooths its initial poses (1000 steps on a GPU); 0 turns smoothing off.
-        smooth_steps: int = 0
+        smooth_steps: int = ranged(0, at_least=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg

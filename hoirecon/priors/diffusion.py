@@ -24,6 +24,7 @@ from torch import nn
 
 from hoirecon.categories import KNOWN_CATEGORIES, normalize_category
 from hoirecon.config import Schedule
+from hoirecon.dataclass_config import ranged
 from hoirecon.errors import ConfigError, DataError, HoireconWarning
 from hoirecon.priors.base import HAND_CHANNELS, OBJECT_CHANNELS, check_channels
 from hoirecon.priors.channels import no_hand
@@ -39,18 +40,21 @@ FORMAT_VERSION = 1
 class NetworkConfig:
     """Shape of the denoiser; saved in every checkpoint."""
 
-    resolution: int = 32
-    block_out_channels: list[int] = field(default_factory=lambda: [48, 96, 96])
+    resolution: int = ranged(32, at_least=1)
+    block_out_channels: list[int] = ranged([48, 96, 96], at_least=1)
     down_block_types: list[str] = field(default_factory=lambda: ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"])
-    layers_per_block: int = 1
-    norm_num_groups: int = 16
+    layers_per_block: int = ranged(1, at_least=1)
+    norm_num_groups: int = ranged(16, at_least=1)
     categories: list[str] = field(default_factory=lambda: list(KNOWN_CATEGORIES))
-    num_train_timesteps: int = 1000
-    beta_schedule: str = "squaredcos_cap_v2"
+    num_train_timesteps: int = ranged(1000, at_least=1)
+    #: One of the beta schedules of diffusers' DDPMScheduler.
+    beta_schedule: str = ranged(
+        "squaredcos_cap_v2", choices=("linear", "scaled_linear", "squaredcos_cap_v2", "laplace", "sigmoid")
+    )
     #: What the UNet outputs: "v_prediction" (v = sqrt(abar) eps - sqrt(1 - abar) x0) or "epsilon".
     #: With epsilon the model learned to denoise but ignored the hand for thousands of steps: at large
     #: t predicting eps ~ x_t is nearly free, so nothing pushes it to place the object from the hand.
-    prediction_type: str = "v_prediction"
+    prediction_type: str = ranged("v_prediction", choices=("epsilon", "v_prediction"))
 
 
 class Denoiser(nn.Module):
@@ -293,21 +297,22 @@ class DiffusionPrior(nn.Module):
         checkpoint: str = ""
         #: Classifier-free guidance on the category. 1 (none): at 4 (DiffHOI's) the category term was
         #: 2/3 of the SDS gradient, orthogonal to the truth, and doubled the inflation (docs/prior.md).
-        guidance_scale: float = 1.0
+        guidance_scale: float = ranged(1.0, at_least=0)
         #: Classifier-free guidance on the hand (needs a prior trained with ``train.p_no_hand``).
-        hand_scale: float = 1.0
+        hand_scale: float = ranged(1.0, at_least=0)
         #: SDS weight; a number or a [start_step, v0, v1, end_step] schedule. DiffHOI's released
         #: config uses 1e-3; 1e-2 made SDS up to 62% of the mask gradient here.
         weight: Any = 1.0e-3
-        t_min: float = 0.02
+        #: Smallest timestep fraction (below 1: t is drawn from [t_min, t_max) x the schedule's steps).
+        t_min: float = ranged(0.02, at_least=0, below=1)
         #: "sds": w(t) = sqrt(abar (1 - abar)) on (eps_hat - eps); "x0": the gradient is x0 - x0_hat,
         #: the one-step denoised render's pull (w(t) = sqrt((1 - abar) / abar)), which weights high t,
         #: where the diagnosis found the push aligned with the truth (use with t_min 0.75, t_max [0.98, 0.9]).
-        weighting: str = "sds"
+        weighting: str = ranged("sds", choices=("sds", "x0"))
         #: Largest timestep fraction: [from, to] over the fit's run (DiffHOI anneals 0.98 -> 0.5), or
         #: a number, or a [start_step, v0, v1, end_step] schedule in steps.
         t_max: Any = field(default_factory=lambda: [0.98, 0.5])
-        seed: int = 0
+        seed: int = ranged(0, at_least=0)
 
     active = True
 
@@ -317,8 +322,6 @@ class DiffusionPrior(nn.Module):
         self.model, self.info = load_checkpoint(cfg.checkpoint or DEFAULT_CHECKPOINT)
         self.model.requires_grad_(False)
         self.resolution = self.model.cfg.resolution
-        if cfg.weighting not in ("sds", "x0"):
-            raise ConfigError(f"prior.weighting must be sds or x0, not {cfg.weighting!r}")
         self.weight = Schedule.parse(cfg.weight, "prior.weight")
         self._t_max_over_run = isinstance(cfg.t_max, (list, tuple)) and len(cfg.t_max) == 2
         if self._t_max_over_run:

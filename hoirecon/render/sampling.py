@@ -26,6 +26,7 @@ from nerfacc import render_weight_from_density
 from nerfacc.grid import _query, _ray_aabb_intersect
 from torch import nn
 
+from hoirecon.dataclass_config import ranged
 from hoirecon.registry import register
 from hoirecon.sdf.common import laplace_density
 
@@ -54,7 +55,7 @@ def stratified(near: torch.Tensor, far: torch.Tensor, n: int, randomize: bool) -
 class UniformSampler(nn.Module):
     @dataclass
     class Config:
-        n_samples: int = 64
+        n_samples: int = ranged(64, at_least=1)
         randomize: bool = True
 
     def __init__(self, cfg: Config):
@@ -90,10 +91,10 @@ def sample_pdf(edges: torch.Tensor, weights: torch.Tensor, n: int, randomize: bo
 class ImportanceSampler(nn.Module):
     @dataclass
     class Config:
-        n_coarse: int = 32
-        n_fine: int = 32
+        n_coarse: int = ranged(32, at_least=1)
+        n_fine: int = ranged(32, at_least=1)
         #: Beta (metres) of the proxy density that places the fine samples.
-        proposal_beta: float = 0.005
+        proposal_beta: float = ranged(0.005, above=0)
         randomize: bool = True
 
     def __init__(self, cfg: Config):
@@ -127,26 +128,26 @@ class OccupancyGridSampler(nn.Module):
     @dataclass
     class Config:
         #: Cells per side of the grid over the SDF's cube [-bound, bound]^3.
-        resolution: int = 64
+        resolution: int = ranged(64, at_least=1)
         #: Samples per ray, with gradients, drawn where the probes put the weight.
-        n_samples: int = 16
+        n_samples: int = ranged(16, at_least=1)
         #: Gradient-free network evaluations spread over each ray's occupied span.
-        n_probe: int = 12
+        n_probe: int = ranged(12, at_least=1)
         #: Beta (metres) of the proxy density the probes are weighted with: at least this, and at least
         #: ``proposal_widen`` x the renderer's density width, so the samples also cover the weight's tails
         #: (measured on a sphere and a mug: 3 has the lowest opacity + distance error for beta 1-10 mm).
-        proposal_beta: float = 0.004
-        proposal_widen: float = 3.0
+        proposal_beta: float = ranged(0.004, above=0)
+        proposal_widen: float = ranged(3.0, at_least=0)
         #: Share of the samples placed by the probes' opacities alone (the rest by their weights).
-        alpha_mix: float = 0.3
+        alpha_mix: float = ranged(0.3, at_least=0, at_most=1)
         #: Steps of the network-free march that finds that run.
-        march_steps: int = 192
+        march_steps: int = ranged(192, at_least=1)
         #: A cell is occupied when its centre's sdf is below this many cell diagonals (inside counts) ...
-        margin_cells: float = 1.0
+        margin_cells: float = ranged(1.0, at_least=0)
         #: ... plus this many widths of the rendered density (VolSDF's beta), whose tail reaches that far.
-        tail_widths: float = 6.0
+        tail_widths: float = ranged(6.0, at_least=0)
         #: Refresh the grid from the SDF every this many steps (training).
-        update_every: int = 16
+        update_every: int = ranged(16, at_least=1)
         randomize: bool = True
 
     def __init__(self, cfg: Config):

@@ -19,6 +19,7 @@ from nerfacc import accumulate_along_rays, render_weight_from_alpha, render_weig
 from torch import nn
 
 from hoirecon.config import Schedule
+from hoirecon.dataclass_config import ranged
 from hoirecon.errors import ConfigError
 from hoirecon.registry import register
 from hoirecon.render.sampling import RaySamples
@@ -101,7 +102,7 @@ class VolSDFRenderer(_Renderer):
 
     @dataclass
     class Config:
-        beta_init: float = 0.01
+        beta_init: float = ranged(0.01, above=0)
         #: Floor of beta (metres): a number or a [start_step, v0, v1, end_step] schedule.
         beta_min: Any = 1e-4
         learn_beta: bool = True
@@ -143,7 +144,7 @@ class NeuSRenderer(_Renderer):
 
     @dataclass
     class Config:
-        inv_s_init: float = 200.0
+        inv_s_init: float = ranged(200.0, above=0)
         learn_inv_s: bool = True
 
     def __init__(self, cfg: Config):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hoirecon.dataclass_config import ranged
 from hoirecon.errors import ConfigError
 from hoirecon.registry import register
 from hoirecon.sdf.common import sdf_and_gradient
@@ -69,25 +70,27 @@ class HashGridSDF(nn.Module):
     @dataclass
     class Config:
         # CPU-sized defaults (Instant-NGP uses 16 levels, 2^19 entries, up to 2048)
-        n_levels: int = 8
-        features_per_level: int = 2
-        log2_hashmap_size: int = 15
-        base_resolution: int = 8
+        n_levels: int = ranged(8, at_least=1)
+        features_per_level: int = ranged(2, at_least=1)
+        #: Table entries per level, log2 (Instant-NGP: 14 to 24).
+        log2_hashmap_size: int = ranged(15, at_least=1, at_most=24)
+        base_resolution: int = ranged(8, at_least=1)
         #: Finest grid over the shape's cube (0.4 m by default): 128 is about 3 mm cells.
-        finest_resolution: int = 128
-        hidden: int = 64
-        hidden_layers: int = 1
-        feature_dim: int = 16
-        softplus_beta: float = 100.0
+        finest_resolution: int = ranged(128, at_least=1)
+        hidden: int = ranged(64, at_least=1)
+        #: Hidden layers of the head; 0 = a linear head.
+        hidden_layers: int = ranged(1, at_least=0)
+        feature_dim: int = ranged(16, at_least=0)
+        softplus_beta: float = ranged(100.0, above=0)
         #: Grow the active levels from `anneal_start_levels` to all over this many steps (0 = off).
-        anneal_steps: int = 0
-        anneal_start_levels: int = 4
+        anneal_steps: int = ranged(0, at_least=0)
+        anneal_start_levels: int = ranged(4, at_least=0)
         #: "auto": tinycudann on CUDA when installed, else torch; "torch" or "tcnn" to force.
-        implementation: str = "auto"
-        init_radius: float = 0.1
-        init_centre: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-        units_per_metre: float = 10.0
-        bound: float = 0.2
+        implementation: str = ranged("auto", choices=("auto", "torch", "tcnn"))
+        init_radius: float = ranged(0.1, above=0)
+        init_centre: list[float] = ranged([0.0, 0.0, 0.0])
+        units_per_metre: float = ranged(10.0, above=0)
+        bound: float = ranged(0.2, above=0)
 
     def __init__(self, cfg: Config):
         super().__init__()

@@ -7,11 +7,12 @@ zero: exactly the sphere at step 0, eikonal-consistent, and free to become any s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from hoirecon.dataclass_config import ranged
 from hoirecon.errors import ConfigError
 from hoirecon.registry import register
 from hoirecon.sdf.mlp_kernel import Layer, SDFWithGradient, mlp_forward, positional_encoding
@@ -52,25 +53,24 @@ class MLPSDF(nn.Module):
 
     @dataclass
     class Config:
-        hidden: int = 64
-        layers: int = 4
+        hidden: int = ranged(64, at_least=1)
+        #: Hidden layers; 0 is refused by ``__init__`` (with sdf.hidden, in one message).
+        layers: int = ranged(4, at_least=1)
         #: Positional-encoding frequencies (2^0 .. 2^(n-1)); 0 = raw coordinates only.
-        n_freqs: int = 6
-        feature_dim: int = 16
-        softplus_beta: float = 100.0
+        n_freqs: int = ranged(6, at_least=0)
+        feature_dim: int = ranged(16, at_least=0)
+        softplus_beta: float = ranged(100.0, above=0)
         weight_norm: bool = True
-        #: Feed the input encoding again into this hidden layer (-1 = no skip).
-        skip_layer: int = -1
+        #: Feed the input encoding again into this hidden layer (-1 = no skip; at most ``layers``).
+        skip_layer: int = ranged(-1, at_least=-1)
         #: Initial sphere, metres (DiffHOI: 10 cm at the hand origin).
-        init_radius: float = 0.1
-        init_centre: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-        units_per_metre: float = 10.0
-        bound: float = 0.2
+        init_radius: float = ranged(0.1, above=0)
+        init_centre: list[float] = ranged([0.0, 0.0, 0.0])
+        units_per_metre: float = ranged(10.0, above=0)
+        bound: float = ranged(0.2, above=0)
 
     def __init__(self, cfg: Config):
         super().__init__()
-        if cfg.layers < 1 or cfg.hidden < 1:
-            raise ConfigError(f"sdf.layers and sdf.hidden must be at least 1, got {cfg.layers} and {cfg.hidden}")
         if not -1 <= cfg.skip_layer <= cfg.layers:
             raise ConfigError(f"sdf.skip_layer must be -1 (none) or a layer 0..{cfg.layers}, got {cfg.skip_layer}")
         self.cfg = cfg

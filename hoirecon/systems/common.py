@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import io
+import warnings
+import zipfile
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from hoirecon.errors import DataError, HoireconWarning
 from hoirecon.runtime import configure_cpu
 from hoirecon.schema import TrainerSection
+from hoirecon.utils.io import atomic_path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file in their own folder, then renamed: truly atomic.
+
+    Lightning's own save goes through an fsspec transaction that writes under ``$TMPDIR`` and moves
+    the file into place, a copy across file systems: a full disk left a truncated step checkpoint.
+    Here a full disk is an ``OutOfSpaceError`` (one line) and the previous checkpoint stays whole.
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        # serialised in memory first: torch's own file writer turns a failed write (ENOSPC) into
+        # "RuntimeError: unexpected pos", where Python's gives an OSError with its errno
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(buffer.getbuffer())
 
 
 def start_run(cfg: TrainerSection) -> None:
@@ -19,8 +43,39 @@ def start_run(cfg: TrainerSection) -> None:
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    path = Path(run_dir) / "checkpoints" / "last.ckpt"
-    return path if path.is_file() else None
+    """``checkpoints/last.ckpt``, or when it is unreadable (a truncated or corrupt file) the newest
+    readable ``step*.ckpt``, with a warning saying so; None when the run has none."""
+    folder = Path(run_dir) / "checkpoints"
+    last = folder / "last.ckpt"
+    if not last.is_file():
+        return None
+    if readable_checkpoint(last):
+        return last
+    steps = sorted(folder.glob("step*.ckpt"), reverse=True)
+    fallback = next((p for p in steps if readable_checkpoint(p)), None)
+    if fallback is None:
+        raise DataError(f"{last}: unreadable (truncated or corrupt) and no readable step checkpoint beside it")
+    message = f"{last} is unreadable (truncated or corrupt); using {fallback.name} instead"
+    warnings.warn(message, HoireconWarning, stacklevel=2)
+    return fallback
+
+
+def readable_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a whole torch checkpoint (a zip whose directory and records check out)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def resume_message(run_dir: Path) -> str:
+    """What ``--resume run_dir`` will do, for the user: the step it continues from, or a fresh start."""
+    checkpoint = last_checkpoint(run_dir)
+    if checkpoint is None:
+        return f"{run_dir}: no checkpoint yet (the run stopped before its first); starting from step 0"
+    step = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True).get("global_step", "?")
+    return f"resuming {run_dir} from step {step} ({checkpoint})"
 
 
 def make_trainer(cfg: TrainerSection, run_dir: Path, callbacks: list[Callback] = (), **overrides) -> L.Trainer:
@@ -52,6 +107,7 @@ def make_trainer(cfg: TrainerSection, run_dir: Path, callbacks: list[Callback] =
         strategy=cfg.strategy,
         logger=TensorBoardLogger(run_dir, name="tb", version="", default_hp_metric=False),
         callbacks=[checkpoint, *progress, *callbacks],
+        plugins=[AtomicCheckpointIO()],
         log_every_n_steps=cfg.log_every_n_steps,
         enable_progress_bar=cfg.progress_bar,
         enable_model_summary=False,

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from hoirecon.data.clip import Clip
 from hoirecon.data.load import load_clip
-from hoirecon.errors import DataError, HoireconWarning
+from hoirecon.errors import DataError, DivergedError, HoireconWarning
 from hoirecon.fit.objective import FitObjective
 from hoirecon.fit.scene import FitScene
 from hoirecon.registry import build
@@ -95,16 +95,30 @@ class FitSystem(L.LightningModule):
         # every random draw of a step follows from (seed, step): a resumed run repeats the same steps
         torch.manual_seed(self.seed * 1_000_003 + step)
         generator = torch.Generator().manual_seed(self.seed * 1_000_033 + step)
+        self.check_finite_parameters(step)
         self.follow_step(step)
-        terms = self.objective(self.scene, generator)
+        try:
+            terms = self.objective(self.scene, generator)
+        except DivergedError as exc:  # raised where it is found (e.g. the rays); say when
+            raise DivergedError(f"step {step}: {exc}", hint=exc.hint) from None
         loss = terms.pop("loss")
         if not math.isfinite(float(loss.detach())):
-            raise FloatingPointError(f"the fit's loss became {float(loss)} at step {step}; try smaller learning rates")
+            raise DivergedError(f"the fit's loss became {float(loss)} at step {step}; try smaller learning rates")
         self.sds_steps += int("sds" in terms)
         self.log("loss", loss, prog_bar=True)
         self.log("guidance/sds_steps", float(self.sds_steps), prog_bar=False)
         self.log_dict({f"loss/{k}": float(v.detach()) for k, v in terms.items()}, prog_bar=False)
         return loss
+
+    def check_finite_parameters(self, step: int) -> None:
+        """Stop with the step and the parameter group when the last update left a NaN or inf: the
+        renderer would otherwise fail far away (an IndexError in sampling) before the loss shows it."""
+        for name, params in self.parameter_groups().items():
+            if any(not bool(torch.isfinite(p).all()) for p in params):
+                raise DivergedError(
+                    f"the fit's '{name}' parameters became non-finite before step {step}",
+                    hint=f"try a smaller optim.{name}.lr",
+                )
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Non-finite gradient entries are dropped (set to 0) before clipping and the step.

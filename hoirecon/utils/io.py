@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from hoirecon.errors import OutOfSpaceError
+
+#: errno values of a write that ran out of room: a full disk, a quota, a file-size limit (ulimit -f).
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 @contextlib.contextmanager
@@ -14,7 +21,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
     The temporary name keeps the suffix, so writers that pick a format by extension
-    (trimesh, imageio, numpy) work unchanged. On an exception the temporary file is removed.
+    (trimesh, imageio, numpy) work unchanged; it starts with a dot and holds ``.tmp`` so that
+    ``remove_temporaries`` finds it after a killed write. On an exception the temporary file is
+    removed; a write that runs out of space is an ``OutOfSpaceError`` naming ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,9 +35,28 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if tmp_path.exists():  # mkstemp makes the file private; give it the usual permissions
             os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise OutOfSpaceError(
+                f"{path}: no space left to write it ({os.strerror(exc.errno)}); the old file, if any, is untouched"
+            ) from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Remove what killed atomic writes left in ``folder`` and its subfolders (``.name.*.tmp*`` files
+    and folders); returns them. Called when a run resumes: no writer of the run is alive then."""
+    folder = Path(folder)
+    found = sorted(p for p in folder.rglob(".*.tmp*") if p.name.startswith(".")) if folder.is_dir() else []
+    for p in found:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists():
+            p.unlink()
+    return found
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

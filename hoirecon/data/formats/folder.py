@@ -18,6 +18,7 @@ import numpy as np
 
 from hoirecon.data.clip import Clip, Report, finish
 from hoirecon.data.images import IMAGE_SUFFIXES, list_frames, match_frames, read_mask, read_rgb
+from hoirecon.dataclass_config import ranged
 from hoirecon.geometry.camera import intrinsics_from_fov
 from hoirecon.registry import register
 
@@ -63,15 +64,15 @@ class FolderFormat:
         object_masks: str = "masks/object"
         #: 3x3 pixel intrinsics shared by all frames; if empty, `fov_degrees` is used.
         K: list[list[float]] | None = None
-        #: Horizontal field of view in degrees, used when K is not given.
-        fov_degrees: float = 0.0
+        #: Horizontal field of view in degrees, used when K is not given (0: not given, K is needed).
+        fov_degrees: float = ranged(0.0, at_least=0, below=180)
         category: str = ""
         #: Frame rate; 0 = the video's, or 30 for image folders.
-        fps: float = 0.0
+        fps: float = ranged(0.0, at_least=0)
         #: Keep every stride-th frame.
-        stride: int = 1
+        stride: int = ranged(1, at_least=1)
         #: Keep at most this many frames (after stride); 0 = all.
-        max_frames: int = 0
+        max_frames: int = ranged(0, at_least=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg

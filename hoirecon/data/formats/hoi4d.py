@@ -38,6 +38,7 @@ from hoirecon.data.clip import Clip, ClipGT, HandParams, Report, finish, short_l
 from hoirecon.data.formats.folder import read_video
 from hoirecon.data.formats.hoirecon import read_mesh
 from hoirecon.data.images import IMAGE_SUFFIXES, read_rgb
+from hoirecon.dataclass_config import ranged
 from hoirecon.registry import register
 from hoirecon.utils.interp import fill_missing_rotvecs, fill_missing_rows
 
@@ -124,9 +125,9 @@ class HOI4DFormat:
         #: Frame range a:b or a:b:step (HOI4D is 15 fps; DiffHOI uses short clips).
         frames: str = "0:"
         #: Side of the square output frames, pixels.
-        size: int = 256
+        size: int = ranged(256, at_least=1)
         #: Crop side over the hand+object bounding box side.
-        crop_scale: float = 1.5
+        crop_scale: float = ranged(1.5, above=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg

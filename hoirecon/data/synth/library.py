@@ -23,6 +23,7 @@ import trimesh
 
 from hoirecon.data.synth.mesh_objects import is_reserved, mesh_object, prepare_mesh, read_mesh, weld
 from hoirecon.data.synth.objects import SynthObject
+from hoirecon.dataclass_config import ranged
 from hoirecon.doctor import MESH_PACKAGES
 from hoirecon.errors import DataError
 from hoirecon.registry import register
@@ -202,13 +203,13 @@ class LibraryObject:
         #: A library category (``library_categories()``; an unknown one lists them); "" draws from all.
         category: str = ""
         #: Relative change of each axis's length (uniform in +-aspect) before scaling to the size.
-        aspect: float = 0.1
+        aspect: float = ranged(0.1, at_least=0, below=1)
         #: Whether "" may draw pybullet's random shapes (category "shape").
         shapes: bool = True
         #: Sizes (largest side, metres) per category, overriding ``SIZES``.
         sizes: dict[str, list[float]] = field(default_factory=dict)
         #: Marching-cubes cube side of the object's mesh, metres (0: 1/80 of its size, 1-3 mm).
-        voxel: float = 0.0
+        voxel: float = ranged(0.0, at_least=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg

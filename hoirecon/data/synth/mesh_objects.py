@@ -18,6 +18,7 @@ import numpy as np
 import trimesh
 
 from hoirecon.data.synth.objects import SynthObject, mesh_from_sdf
+from hoirecon.dataclass_config import ranged
 from hoirecon.errors import DataError
 from hoirecon.geometry.mesh_sdf import MeshSDF
 from hoirecon.registry import register
@@ -133,12 +134,12 @@ class MeshObject:
     class Config:
         path: str = ""
         #: Multiply coordinates by this (e.g. 0.001 for millimetres).
-        scale: float = 1.0
+        scale: float = ranged(1.0, above=0)
         #: If > 0, scale so the largest bounding-box side is this many metres (overrides scale).
-        size: float = 0.0
+        size: float = ranged(0.0, at_least=0)
         category: str = "object"
         #: Marching-cubes cube side of the object's mesh, metres (0: 1/80 of its size, 1-3 mm).
-        voxel: float = 0.0
+        voxel: float = ranged(0.0, at_least=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg

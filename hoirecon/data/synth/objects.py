@@ -17,6 +17,7 @@ import torch
 import trimesh
 
 from hoirecon.data.synth import shapes as S
+from hoirecon.dataclass_config import ranged
 from hoirecon.geometry.mesh_sdf import SDF
 from hoirecon.registry import register
 from hoirecon.sdf.mesh import extract_mesh
@@ -97,12 +98,12 @@ def _cup_profile(radius_bottom: float, radius_top: float, height: float, wall: f
 class Mug:
     @dataclass
     class Config:
-        radius: list[float] = field(default_factory=lambda: [0.035, 0.045])
-        height: list[float] = field(default_factory=lambda: [0.08, 0.11])
-        wall: list[float] = field(default_factory=lambda: [0.004, 0.006])
-        handle_radius: list[float] = field(default_factory=lambda: [0.022, 0.03])
-        handle_thickness: list[float] = field(default_factory=lambda: [0.006, 0.009])
-        voxel: float = 0.0015
+        radius: list[float] = ranged([0.035, 0.045], above=0)
+        height: list[float] = ranged([0.08, 0.11], above=0)
+        wall: list[float] = ranged([0.004, 0.006], above=0)
+        handle_radius: list[float] = ranged([0.022, 0.03], above=0)
+        handle_thickness: list[float] = ranged([0.006, 0.009], above=0)
+        voxel: float = ranged(0.0015, above=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -130,11 +131,11 @@ class Mug:
 class Cup:
     @dataclass
     class Config:
-        radius_bottom: list[float] = field(default_factory=lambda: [0.025, 0.032])
-        radius_top: list[float] = field(default_factory=lambda: [0.035, 0.045])
-        height: list[float] = field(default_factory=lambda: [0.08, 0.12])
-        wall: list[float] = field(default_factory=lambda: [0.003, 0.005])
-        voxel: float = 0.0015
+        radius_bottom: list[float] = ranged([0.025, 0.032], above=0)
+        radius_top: list[float] = ranged([0.035, 0.045], above=0)
+        height: list[float] = ranged([0.08, 0.12], above=0)
+        wall: list[float] = ranged([0.003, 0.005], above=0)
+        voxel: float = ranged(0.0015, above=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -153,11 +154,11 @@ class Cup:
 class Bowl:
     @dataclass
     class Config:
-        radius: list[float] = field(default_factory=lambda: [0.06, 0.085])
-        depth_ratio: list[float] = field(default_factory=lambda: [0.5, 0.7])
-        wall: list[float] = field(default_factory=lambda: [0.003, 0.005])
-        foot: list[float] = field(default_factory=lambda: [0.025, 0.04])
-        voxel: float = 0.0018
+        radius: list[float] = ranged([0.06, 0.085], above=0)
+        depth_ratio: list[float] = ranged([0.5, 0.7], above=0)
+        wall: list[float] = ranged([0.003, 0.005], above=0)
+        foot: list[float] = ranged([0.025, 0.04], above=0)
+        voxel: float = ranged(0.0018, above=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -182,11 +183,11 @@ class Bowl:
 class Bottle:
     @dataclass
     class Config:
-        radius: list[float] = field(default_factory=lambda: [0.03, 0.04])
-        height: list[float] = field(default_factory=lambda: [0.18, 0.25])
-        neck_radius: list[float] = field(default_factory=lambda: [0.011, 0.015])
-        shoulder: list[float] = field(default_factory=lambda: [0.25, 0.4])
-        voxel: float = 0.002
+        radius: list[float] = ranged([0.03, 0.04], above=0)
+        height: list[float] = ranged([0.18, 0.25], above=0)
+        neck_radius: list[float] = ranged([0.011, 0.015], above=0)
+        shoulder: list[float] = ranged([0.25, 0.4], above=0, below=1)
+        voxel: float = ranged(0.002, above=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -225,10 +226,10 @@ def _bottle_sdf(r: float, h: float, rn: float, shoulder: float) -> SDF:
 class SprayBottle:
     @dataclass
     class Config:
-        radius: list[float] = field(default_factory=lambda: [0.03, 0.04])
-        height: list[float] = field(default_factory=lambda: [0.17, 0.21])
-        head: list[float] = field(default_factory=lambda: [0.05, 0.065])
-        voxel: float = 0.002
+        radius: list[float] = ranged([0.03, 0.04], above=0)
+        height: list[float] = ranged([0.17, 0.21], above=0)
+        head: list[float] = ranged([0.05, 0.065], above=0)
+        voxel: float = ranged(0.002, above=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -257,9 +258,9 @@ class SprayBottle:
 class Kettle:
     @dataclass
     class Config:
-        radius: list[float] = field(default_factory=lambda: [0.07, 0.09])
-        height: list[float] = field(default_factory=lambda: [0.12, 0.17])
-        voxel: float = 0.0025
+        radius: list[float] = ranged([0.07, 0.09], above=0)
+        height: list[float] = ranged([0.12, 0.17], above=0)
+        voxel: float = ranged(0.0025, above=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -297,10 +298,10 @@ class Kettle:
 class Knife:
     @dataclass
     class Config:
-        blade_length: list[float] = field(default_factory=lambda: [0.11, 0.17])
-        blade_width: list[float] = field(default_factory=lambda: [0.018, 0.03])
-        handle_length: list[float] = field(default_factory=lambda: [0.09, 0.12])
-        voxel: float = 0.0012
+        blade_length: list[float] = ranged([0.11, 0.17], above=0)
+        blade_width: list[float] = ranged([0.018, 0.03], above=0)
+        handle_length: list[float] = ranged([0.09, 0.12], above=0)
+        voxel: float = ranged(0.0012, above=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -333,9 +334,9 @@ class Knife:
 class ToyCar:
     @dataclass
     class Config:
-        length: list[float] = field(default_factory=lambda: [0.09, 0.14])
-        width_ratio: list[float] = field(default_factory=lambda: [0.45, 0.55])
-        voxel: float = 0.0018
+        length: list[float] = ranged([0.09, 0.14], above=0)
+        width_ratio: list[float] = ranged([0.45, 0.55], above=0)
+        voxel: float = ranged(0.0018, above=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -373,9 +374,9 @@ class ToyCar:
 class Can:
     @dataclass
     class Config:
-        radius: list[float] = field(default_factory=lambda: [0.03, 0.034])
-        height: list[float] = field(default_factory=lambda: [0.1, 0.125])
-        voxel: float = 0.0018
+        radius: list[float] = ranged([0.03, 0.034], above=0)
+        height: list[float] = ranged([0.1, 0.125], above=0)
+        voxel: float = ranged(0.0018, above=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -400,10 +401,10 @@ class Can:
 class Box:
     @dataclass
     class Config:
-        size_x: list[float] = field(default_factory=lambda: [0.05, 0.12])
-        size_y: list[float] = field(default_factory=lambda: [0.04, 0.08])
-        size_z: list[float] = field(default_factory=lambda: [0.03, 0.15])
-        voxel: float = 0.002
+        size_x: list[float] = ranged([0.05, 0.12], above=0)
+        size_y: list[float] = ranged([0.04, 0.08], above=0)
+        size_z: list[float] = ranged([0.03, 0.15], above=0)
+        voxel: float = ranged(0.002, above=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -418,8 +419,8 @@ class Box:
 class Ball:
     @dataclass
     class Config:
-        radius: list[float] = field(default_factory=lambda: [0.03, 0.05])
-        voxel: float = 0.0018
+        radius: list[float] = ranged([0.03, 0.05], above=0)
+        voxel: float = ranged(0.0018, above=0)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
