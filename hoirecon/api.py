@@ -102,13 +102,15 @@ def fit_clip(
     resume: str | Path | None = None,
     overrides: Sequence[str] = (),
     on_start=None,
+    say=None,
     **keys: Any,
 ) -> FitResult:
     """Fit one clip from start to outputs (see the module docstring). ``on_start(parts)`` is called
-    once the clip is loaded and the fit is built, before the first step (the CLI prints there)."""
+    once the clip is loaded and the fit is built, before the first step (the CLI prints there);
+    ``say(message)`` is told each stage of writing the outputs."""
     from hoirecon.eval.report import run_report
     from hoirecon.run_outputs import write_outputs
-    from hoirecon.systems.common import last_checkpoint, make_trainer, start_run
+    from hoirecon.systems.common import make_trainer, run_training, start_run
     from hoirecon.systems.fit import build_fit
 
     start = time.perf_counter()
@@ -122,10 +124,12 @@ def fit_clip(
         on_start(parts)
     trainer = make_trainer(config.trainer, run_dir, gradient_clip_val=config.optim.grad_clip)
     save_config(tree, run_dir / "config.yaml")
-    trainer.fit(parts.system, ckpt_path=last_checkpoint(run_dir) if resume is not None else None)
+    run_training(trainer, parts.system, run_dir, resume is not None, "fit")
     preview = {"frames": config.output.preview_frames, "size": config.output.preview_size}
     fit_stats = {"fit/sds_steps": float(parts.system.sds_steps)}
-    metrics = write_outputs(parts.scene, parts.clip, run_dir, config.object.export_resolution, preview, fit_stats)
+    metrics = write_outputs(parts.scene, parts.clip, run_dir, config.object.export_resolution, preview, fit_stats, say)
+    if say is not None:
+        say("writing the report")
     has_mesh = (run_dir / "object.obj").is_file()
     return FitResult(
         run_dir=run_dir,

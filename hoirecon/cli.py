@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hoirecon.errors import HoireconError, NotBuiltError
+from hoirecon.errors import HoireconError, Interrupted, NotBuiltError
 from hoirecon.version import __version__
 
 Handler = Callable[[argparse.Namespace], int]
@@ -89,7 +89,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         if args.resume:
             print(resume_message(Path(args.resume)))
 
-    result = fit_clip(args.config, resume=args.resume, overrides=args.overrides, on_start=announce)
+    def say(message: str) -> None:
+        print(f"{message} ...", flush=True)
+
+    result = fit_clip(args.config, resume=args.resume, overrides=args.overrides, on_start=announce, say=say)
     run_dir = result.run_dir
     if result.object_mesh is None:
         print("warning: the SDF has no surface inside its box; no object mesh was written", file=sys.stderr)
@@ -112,13 +115,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     configure_cpu(0)
     parts = load_run(args.run_dir)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "export"  # the fit's own outputs stay
     try:
         mesh = object_mesh(parts.scene, args.resolution)
     except EmptySurfaceError as exc:
         raise HoireconError(f"{args.run_dir}: {exc}") from None
-    paths = write_meshes_and_poses(parts.scene, Path(args.run_dir), mesh, parts.clip.frame_names, (f".{args.format}",))
+    paths = write_meshes_and_poses(parts.scene, out, mesh, parts.clip.frame_names, (f".{args.format}",))
     print(f"object: {paths[2]} ({len(mesh.vertices)} vertices, grid {args.resolution}); hand frame: {paths[3]}")
-    print(f"hands: {len(paths) - 4} files in {Path(args.run_dir) / 'hands'}; poses: {paths[0]}, {paths[1]}")
+    print(f"hands: {len(paths) - 4} files in {out / 'hands'}; poses: {paths[0]}, {paths[1]}")
     return 0
 
 
@@ -127,17 +131,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from hoirecon.data.load import load_clip
     from hoirecon.eval.fit_scores import evaluate
+    from hoirecon.eval.report import run_report
     from hoirecon.fit.outputs import object_mesh
     from hoirecon.runtime import configure_cpu
     from hoirecon.sdf.mesh import EmptySurfaceError
-    from hoirecon.systems.fit import load_run
+    from hoirecon.systems.fit import load_run, run_clip
     from hoirecon.utils.io import atomic_write_text
 
     configure_cpu(0)
-    parts = load_run(args.run_dir)
-    clip = load_clip(args.gt) if args.gt else parts.clip
+    # the ground truth first: rebuilding the fit takes minutes on a loaded machine
+    clip = load_clip(args.gt) if args.gt else run_clip(Path(args.run_dir))
     if clip.gt is None:
         raise HoireconError(f"{clip.path}: the clip has no ground truth (gt/)", hint="pass --gt CLIP with a gt/ folder")
+    parts = load_run(args.run_dir)
     if len(clip) != parts.scene.n_frames:
         raise HoireconError(f"{clip.path}: {len(clip)} frames, the run fitted {parts.scene.n_frames}")
     resolution = args.resolution or parts.config.object.export_resolution
@@ -147,11 +153,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         mesh = None
         print("warning: the SDF has no surface inside its box; object metrics are skipped", file=sys.stderr)
     metrics = evaluate(parts.scene, clip, mesh)
-    path = atomic_write_text(Path(args.run_dir) / "metrics.json", json.dumps(metrics, indent=1))
+    path = Path(args.run_dir) / "metrics.json"
+    if path.is_file():  # the fit's own figures (fit/sds_steps, ...) are not scores: keep them
+        metrics.update({k: v for k, v in json.loads(path.read_text()).items() if k.startswith("fit/")})
+    atomic_write_text(path, json.dumps(metrics, indent=1))
     width = max((len(k) for k in metrics), default=0)
     for key, value in metrics.items():
         print(f"{key:<{width}}  {value:.4f}")
-    print(f"written to {path}")
+    print(f"written to {path}; report: {run_report(Path(args.run_dir))}")
     return 0
 
 
@@ -191,7 +200,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
     cfg, config = _run_config(args, PriorTrainConfig, "train-prior")
     run_dir = Path(config.run_dir)
 
-    from hoirecon.systems.common import last_checkpoint, make_trainer, resume_message, start_run
+    from hoirecon.systems.common import make_trainer, resume_message, run_training, start_run
     from hoirecon.systems.prior import PriorDataModule, PriorSystem, network_config
 
     network = network_config(config.network)
@@ -210,7 +219,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
             clean_after_interruption(run_dir)
             print(resume_message(run_dir))
         save_config(cfg, run_dir / "config.yaml")
-    trainer.fit(system, datamodule=data, ckpt_path=last_checkpoint(run_dir) if args.resume else None)
+    run_training(trainer, system, run_dir, bool(args.resume), "train-prior", datamodule=data)
     if trainer.global_rank == 0:
         path = system.export(run_dir / "prior.safetensors")
         print(f"prior checkpoint: {path}")
@@ -218,6 +227,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
+    from hoirecon.categories import KNOWN_CATEGORIES, normalize_category
     from hoirecon.data.synth.clip import SynthClipConfig
     from hoirecon.utils.progress import progress_bar
 
@@ -232,7 +242,13 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         base.objects = objects[0]
         base.object_mesh, base.object_size = (meshes[0] if meshes else ""), args.object_size
         if meshes and not args.category:
-            base.category = Path(meshes[0]).stem
+            base.category = normalize_category(Path(meshes[0]).stem)
+            if base.category not in KNOWN_CATEGORIES:
+                print(
+                    f"warning: category '{base.category}' (the mesh's file name) is not one the prior knows "
+                    f"({', '.join(KNOWN_CATEGORIES)}); pass --category",
+                    file=sys.stderr,
+                )
         elif args.category:
             base.category = args.category
     if args.what == "clip":
@@ -242,8 +258,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
             raise HoireconError("synth clip needs --category (or --object-mesh)", hint="hoirecon synth clip --help")
         if args.arc is not None:
             base.arc_degrees = args.arc
+        print(f"rendering {base.frames} frames at {base.resolution} px ...", flush=True)
         path = synth_clip(base, args.out, overwrite=args.overwrite)
-        print(f"wrote {base.frames} frames of a {base.category} (seed {base.seed}) to {path}")
+        print(f"wrote {base.frames} frames of the {base.category} category (seed {base.seed}) to {path}")
         return 0
     if args.what == "split":
         from hoirecon.data.synth.commands import SPLITS, split_configs, synth_split
@@ -450,8 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("export", "re-extract meshes and poses from a run's checkpoint", _cmd_export)
     p.add_argument("run_dir", help="run folder")
-    p.add_argument("--resolution", type=int, default=256, help="marching-cubes grid size")
-    p.add_argument("--format", choices=["obj", "ply", "glb"], default="obj", help="mesh format")
+    p.add_argument("--resolution", type=int, default=256, help="marching-cubes grid size (default: %(default)s)")
+    p.add_argument("--format", choices=["obj", "ply", "glb"], default="obj", help="mesh format (default: %(default)s)")
+    p.add_argument("--out", metavar="DIR", help="where to write (default: RUN_DIR/export; the fit's own files stay)")
 
     p = add("list", "list every registered component by role, with where it came from", _cmd_list)
     p.add_argument("--role", help="only this role")
@@ -473,6 +491,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"{exc}\nhint: {exc.hint}", file=sys.stderr)
+        return 130
     except HoireconError as exc:
         if debug:
             raise

@@ -9,6 +9,7 @@ other to validate (docs/architecture.md, section Layers).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
@@ -32,8 +33,10 @@ def make_config(cls: type[T], values: Mapping[str, Any] | None, component: str, 
     known = [f.name for f in dataclasses.fields(cls)]
     for key in values:
         if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            guess = f" Did you mean: '{close[0]}'?" if close else ""
             raise ConfigError(
-                f"unknown key '{prefix}{key}' for {component}; known keys: {', '.join(known) or '(none)'}"
+                f"unknown key '{prefix}{key}' for {component}.{guess} Known keys: {', '.join(known) or '(none)'}"
             )
     try:
         merged = OmegaConf.merge(OmegaConf.structured(cls), values)

@@ -38,6 +38,10 @@ class OutOfSpaceError(HoireconError):
     """A write failed for lack of space (a full disk, a quota or a file-size limit); nothing was replaced."""
 
 
+class Interrupted(HoireconError):
+    """The user interrupted a run (Ctrl-C); its checkpoint was saved (exit code 130)."""
+
+
 class NotBuiltError(HoireconError):
     """A capability the CLI advertises that is not implemented yet (exit code 2)."""
 

@@ -23,8 +23,9 @@ import yaml
 
 from hoirecon.data.bootstrap_masks import boxes_moving_with_hand, refine_hand_masks, track_object_masks
 from hoirecon.data.clip import Clip, HandParams, Report
+from hoirecon.data.files import ArrayFile
 from hoirecon.data.formats.folder import read_video
-from hoirecon.data.formats.hoirecon import HAND_KEYS, read_npz, write_clip
+from hoirecon.data.formats.hoirecon import HAND_KEYS, write_clip
 from hoirecon.data.images import list_frames, read_rgb
 from hoirecon.data.video import Crop, crop_frames, cropped_intrinsics, square_crop
 from hoirecon.errors import ConfigError, DataError
@@ -188,13 +189,10 @@ def masks_for_clip(
         raise DataError(f"{path / 'images'}: the images differ in size")
     images = np.stack(images)
     n, h, w = images.shape[:3]
-    cameras = read_npz(report, path / "cameras.npz", required=("K",)) if (path / "cameras.npz").is_file() else None
-    report.raise_if_errors()
-    if cameras is not None:
-        K = np.asarray(cameras["K"], dtype=np.float32)
+    if (path / "cameras.npz").is_file():
+        K = ArrayFile(report, path / "cameras.npz", required=("K",)).read("K", [("N", 3, 3), (3, 3)], n)
+        report.raise_if_errors()
         K = np.broadcast_to(K, (n, 3, 3)).copy() if K.shape == (3, 3) else K
-        if K.shape != (n, 3, 3):
-            raise DataError(f"{path / 'cameras.npz'}: K has shape {K.shape}, expected (3, 3) or ({n}, 3, 3)")
     elif fov_degrees > 0:
         K = np.broadcast_to(intrinsics_from_fov(fov_degrees, h, w).numpy(), (n, 3, 3)).copy()
     else:

@@ -18,11 +18,20 @@ from hoirecon.utils.io import atomic_write_text
 
 
 def write_outputs(
-    scene: FitScene, clip: Clip, run_dir: str | Path, mesh_resolution: int, preview: dict, fit_stats: dict | None = None
+    scene: FitScene,
+    clip: Clip,
+    run_dir: str | Path,
+    mesh_resolution: int,
+    preview: dict,
+    fit_stats: dict | None = None,
+    say=None,
 ) -> dict:
     """Write every output, metrics.json last; returns the metrics (empty without ground truth), with
-    ``fit_stats`` (figures of the optimisation itself, e.g. ``fit/sds_steps``) added."""
-    mesh = write_fit_outputs(scene, clip, run_dir, mesh_resolution, preview)
+    ``fit_stats`` (figures of the optimisation itself, e.g. ``fit/sds_steps``) added. ``say(message)``
+    is told each stage."""
+    mesh = write_fit_outputs(scene, clip, run_dir, mesh_resolution, preview, say)
+    if clip.gt is not None and say is not None:
+        say("scoring against the ground truth")
     metrics = {**evaluate(scene, clip, mesh), **(fit_stats or {})} if clip.gt is not None else {}
     if metrics:
         atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=1))

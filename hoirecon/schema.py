@@ -25,6 +25,8 @@ class TrainerSection:
     log_every_n_steps: int = ranged(50, at_least=1)
     #: 0: only last.ckpt.
     checkpoint_every_n_steps: int = ranged(500, at_least=0)
+    #: last.ckpt also every this many minutes of training (0: by steps only); and always on Ctrl-C.
+    checkpoint_every_minutes: float = ranged(10.0, at_least=0)
     #: "cpu" unless asked: "auto" picks CUDA when present, "gpu" insists on it (`hoirecon doctor` shows which).
     accelerator: str = ranged("cpu", choices=("cpu", "auto", "gpu", "cuda"))
     #: Processes (CPU) or GPUs; with more than one, use strategy "ddp".

@@ -78,9 +78,12 @@ def test_unknown_override_key_names_it(capsys):
     code, out, err = run(capsys, "fit", "--config", DEMO, "foo.bar=1")
     assert code == 1 and out == ""
     assert err.splitlines() == [
-        "error: unknown key 'foo' for the fit config; known keys: plugins, clip, clip_format, run_dir, category, "
+        "error: unknown key 'foo' for the fit config. Known keys: plugins, clip, clip_format, run_dir, category, "
         "hand, initializer, object, prior, optim, loss, rays, guidance, output, trainer"
     ]
+    # a near miss gets a suggestion, in component sections too
+    code, _, err = run(capsys, "fit", "--config", DEMO, "prior.type=diffusion", "prior.weigth=1")
+    assert code == 1 and "unknown key 'prior.weigth'" in err and "Did you mean: 'weight'?" in err
 
 
 def test_bad_override_value_and_component(capsys):

@@ -119,20 +119,29 @@ def test_resumed_run_equals_uninterrupted(clip_dir, tmp_path, capsys):
     assert a["global_step"] == b["global_step"] == 4
     for key, value in a["state_dict"].items():
         assert torch.allclose(value, b["state_dict"][key], atol=1e-6), key
-    # export re-extracts meshes from the checkpoint, in another format and resolution
+    # export re-extracts meshes from the checkpoint, in another format and resolution, beside the
+    # fit's own outputs (which stay as they were)
     capsys.readouterr()
+    fitted = (full / "object.ply").read_bytes(), (full / "poses.npz").read_bytes()
     assert main(["export", str(full), "--format", "glb", "--resolution", "20"]) == 0
     assert "object:" in capsys.readouterr().out
-    assert (full / "object.glb").is_file() and (full / "object_in_hand.glb").is_file()
-    assert len(list((full / "hands").glob("*.glb"))) == 3
+    out = full / "export"
+    assert (out / "object.glb").is_file() and (out / "object_in_hand.glb").is_file() and (out / "poses.npz").is_file()
+    assert len(list((out / "hands").glob("*.glb"))) == 3
+    assert ((full / "object.ply").read_bytes(), (full / "poses.npz").read_bytes()) == fitted
+    assert main(["export", str(full), "--format", "ply", "--resolution", "20", "--out", str(tmp_path / "mine")]) == 0
+    assert (tmp_path / "mine" / "object.ply").is_file()
     assert main(["export", str(tmp_path / "nothing")]) == 1
     # eval says so when the run's own clip has no ground truth, and scores it against another's
     capsys.readouterr()
     assert main(["eval", str(full)]) == 1
     assert "no ground truth" in capsys.readouterr().err
+    report = full / "report.html"
+    report.unlink()
     assert main(["eval", str(full), "--gt", str(clip_dir), "--resolution", "20"]) == 0
     metrics = json.loads((full / "metrics.json").read_text())
     assert 0 <= metrics["object/f@10mm[rigid]"] <= 1 and "hand_init/mpjpe_mm[root]" in metrics
+    assert report.is_file()  # eval refreshes the report with its scores
     # a second fit into the same folder is refused
     capsys.readouterr()
     assert main(["fit", "--config", str(REPO / "configs/fit/demo.yaml"), f"run_dir={full}", *args]) == 1

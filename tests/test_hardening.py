@@ -166,3 +166,73 @@ def test_a_learning_rate_that_blows_up_stops_with_the_step_and_group(clip_dir, t
         or "loss became" in err
         or (group == "cameras" and "step " in err and "rays became non-finite" in err)
     ), err
+
+
+_INTERRUPTIBLE = """
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background job starts with SIGINT ignored
+os.execv(sys.executable, [sys.executable, "-m", "hoirecon", *sys.argv[1:]])
+"""
+
+
+@pytest.mark.slow  # a fit interrupted, then resumed
+def test_ctrl_c_saves_a_checkpoint_says_how_to_resume_and_the_resume_continues(clip_dir, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    args = ["fit", "--config", str(DEMO), *_fit_args(clip_dir, run, 100000), "trainer.checkpoint_every_n_steps=0"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTIBLE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 300
+    while not list(run.glob("tb/events*")) and time.monotonic() < deadline:  # the fit has started
+        time.sleep(0.5)
+    time.sleep(8)  # some steps
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    err = err.decode()
+    assert proc.returncode == 130, err
+    assert "interrupted; saved step" in err and f"hoirecon fit --resume {run}" in err and "Traceback" not in err
+    step = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    assert step > 0
+    done = subprocess.run(
+        [sys.executable, "-m", "hoirecon", "fit", "--resume", str(run), f"trainer.max_steps={step + 3}",
+         "trainer.progress_bar=true", "trainer.log_every_n_steps=1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0 and f"from step {step}" in done.stdout
+    # the bar counts the run's steps from where it resumed, not "Epoch 1: 3/?"
+    bar = done.stdout.split("steps:", 1)[-1]
+    assert "steps: 100%" in done.stdout and f"{step + 3}/{step + 3}" in bar and "/?" not in bar, done.stdout[:1500]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == step + 3
+
+
+def test_last_checkpoint_also_by_time(clip_dir, tmp_path):
+    """checkpoint_every_minutes: with step checkpoints off, a kill -9 still finds a recent last.ckpt."""
+    from hoirecon.systems.common import LastCheckpoint
+
+    saved = []
+
+    class Trainer:
+        global_step = 7
+
+        def save_checkpoint(self, path, weights_only=None):
+            saved.append((path, self.global_step))
+
+    timed = LastCheckpoint(tmp_path / "last.ckpt", every_minutes=0.0005)  # 30 ms
+    timed.on_train_batch_end(Trainer())
+    assert saved == []
+    import time
+
+    time.sleep(0.05)
+    timed.on_train_batch_end(Trainer())
+    assert saved == [(tmp_path / "last.ckpt", 7)]
+    LastCheckpoint(tmp_path / "x.ckpt", every_minutes=0).on_train_batch_end(Trainer())  # 0: never by time
+    assert len(saved) == 1
+    timed.on_exception(Trainer(), None, KeyboardInterrupt())
+    assert saved[-1] == (tmp_path / "last.ckpt", 7) and timed.interrupted_at == 7
+    timed.on_exception(Trainer(), None, ValueError())  # other failures are not checkpointed
+    assert len(saved) == 2

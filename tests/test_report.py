@@ -29,6 +29,7 @@ def fake_run(folder: Path) -> Path:
     (folder / "hands").mkdir()
     trimesh.creation.box((0.08, 0.02, 0.1)).export(folder / "hands" / "000000.obj")
     Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(folder / "preview.png")
+    (folder / "config.yaml").write_text("trainer: {max_steps: 1500}\nclip: clips/<demo>\n")
     return folder
 
 
@@ -49,6 +50,7 @@ def test_run_report_is_self_contained(tmp_path):
     text = page.read_text()
     assert "object/f@10mm[rigid]" in text and 'id="meshes"' in text and "data:image/png;base64," in text
     assert "<script src=" not in text  # plotly.js is inside: the page works offline
+    assert "max_steps: 1500" in text and "clips/&lt;demo&gt;" in text  # the config as run, escaped
     assert len(text) > 1_000_000
 
 

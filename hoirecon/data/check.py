@@ -60,6 +60,21 @@ def summarize(clip: Clip, fmt: str) -> list[str]:
     return lines
 
 
+def initializer_note(clip: Clip) -> str | None:
+    """What a fit of a clip without initial hands needs: the default initialiser (provided) stops on it."""
+    if clip.hands is not None:
+        return None
+    mocap = clip.path / "mocap"  # the frankmocap initialiser's default folder
+    if mocap.is_dir() and any(mocap.glob("*_prediction_result.pkl")):
+        use = f"initializer.type=frankmocap (FrankMocap's output is in {mocap})"
+    else:
+        use = (
+            "initializer.type=mediapipe (hands from the frames; the [video] extra), "
+            "or initializer.type=frankmocap with FrankMocap's output in mocap/"
+        )
+    return f"{clip.path}: no initial hands; a fit with the default initializer (provided) stops; use {use}"
+
+
 def check(path: str | Path, clip_format: str | Mapping[str, Any] = "auto") -> tuple[bool, list[str]]:
     """(ok, lines to print) for the clip at ``path``."""
     path = Path(path)
@@ -77,6 +92,7 @@ def check(path: str | Path, clip_format: str | Mapping[str, Any] = "auto") -> tu
         lines += [f"  warning: {w}" for w in report.warnings]
         return False, lines
     lines = summarize(clip, fmt)
-    lines += [f"warning: {w}" for w in clip.warnings]
+    note = initializer_note(clip)
+    lines += [f"warning: {w}" for w in [*clip.warnings, *([note] if note else [])]]
     lines.append("ok")
     return True, lines

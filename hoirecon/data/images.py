@@ -10,10 +10,15 @@ import numpy as np
 from hoirecon.data.clip import Report, short_list
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: Formats whose compression blurs a mask's edges into grey levels.
+LOSSY_SUFFIXES = (".jpg", ".jpeg")
 
 
 def list_frames(report: Report, folder: Path, what: str) -> dict[str, Path]:
     """Frame name (file stem) -> path for the images in ``folder``; an error if there are none."""
+    if folder.is_file():
+        report.error(f"{folder}: is a file, expected a folder of {what}")
+        return {}
     if not folder.is_dir():
         report.error(f"{folder}: {what} folder not found")
         return {}
@@ -54,8 +59,27 @@ def read_rgb(report: Report, path: Path) -> np.ndarray | None:
     return image[..., :3]
 
 
-def read_mask(report: Report, path: Path, size: tuple[int, int] | None) -> np.ndarray | None:
-    """(H, W) bool from a binary 0/255 (or 0/1) image; wrong size or grey levels are errors."""
+def read_masks(report: Report, paths: list[Path], sizes: list[tuple[int, int] | None]) -> list[np.ndarray | None]:
+    """``read_mask`` of each path (each of its frame's size); one warning per folder of thresholded JPEGs."""
+    thresholded: list[Path] = []
+    masks = [read_mask(report, path, size, thresholded) for path, size in zip(paths, sizes)]
+    for folder in sorted({p.parent for p in thresholded}):
+        count = sum(p.parent == folder for p in thresholded)
+        report.warn(
+            f"{folder}: {count} JPEG mask(s) with grey edges thresholded at half their range, like mask videos; "
+            "PNG masks keep their edges exact"
+        )
+    return masks
+
+
+def read_mask(
+    report: Report, path: Path, size: tuple[int, int] | None, thresholded: list[Path] | None = None
+) -> np.ndarray | None:
+    """(H, W) bool from a two-valued mask: 0 and 1, 255 or (16-bit) 65535.
+
+    Lossy files (JPEG) blur edges into grey levels: they are thresholded at half their range, as
+    mask videos are, and listed in ``thresholded``; grey levels in a lossless file are an error.
+    """
     mask = _read(report, path)
     if mask is None:
         return None
@@ -65,14 +89,20 @@ def read_mask(report: Report, path: Path, size: tuple[int, int] | None) -> np.nd
         h, w = size
         report.error(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, its image is {w}x{h}")
         return None
+    full = np.iinfo(mask.dtype).max if mask.dtype.kind in "iu" else 1
     values = np.unique(mask)
-    if not (set(values.tolist()) <= {0, 255} or set(values.tolist()) <= {0, 1}):
-        report.error(
-            f"{path}: mask is not binary ({len(values)} distinct values from {values.min()} to {values.max()}); "
-            "save it as 0/255"
-        )
-        return None
-    return mask > 0
+    if any(set(values.tolist()) <= {0, top} for top in (1, 255, full)):
+        return mask > 0
+    if path.suffix.lower() in LOSSY_SUFFIXES:
+        if thresholded is not None:
+            thresholded.append(path)
+        return mask >= (full + 1) / 2
+    depth = f"{mask.dtype.itemsize * 8}-bit" if mask.dtype.kind in "iu" else str(mask.dtype)
+    report.error(
+        f"{path}: mask is not binary ({len(values)} distinct values from {values.min()} to {values.max()}, "
+        f"{depth}); save it with two values, 0 and 255"
+    )
+    return None
 
 
 def _read(report: Report, path: Path) -> np.ndarray | None:

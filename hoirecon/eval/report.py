@@ -118,6 +118,9 @@ def run_report(run_dir: str | Path) -> Path:
             "<h2>Preview</h2><p>input | masks | render overlay | two novel views, one row per frame</p>",
             f'<img alt="preview" src="data:image/png;base64,{data}">',
         ]
+    if (run_dir / "config.yaml").is_file():
+        config = html.escape((run_dir / "config.yaml").read_text())
+        body += [f"<h2>Config</h2><details><summary>config.yaml, as run</summary><pre>{config}</pre></details>"]
     return atomic_write_text(run_dir / "report.html", _page(f"hoirecon run {run_dir.name}", body))
 
 

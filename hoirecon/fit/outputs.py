@@ -53,16 +53,21 @@ def poses(scene: FitScene) -> dict[str, np.ndarray]:
 
 
 def write_fit_outputs(
-    scene: FitScene, clip: Clip, run_dir: str | Path, mesh_resolution: int, preview: dict
+    scene: FitScene, clip: Clip, run_dir: str | Path, mesh_resolution: int, preview: dict, say=None
 ) -> trimesh.Trimesh | None:
     """Every output but metrics.json (``hoirecon.run_outputs`` adds it); returns the object mesh
-    (None when the SDF has no surface in its box), for scoring without extracting it again."""
+    (None when the SDF has no surface in its box), for scoring without extracting it again.
+    ``say(message)`` is told each stage (these take minutes on a loaded machine)."""
+    say = say or (lambda message: None)
     run_dir = Path(run_dir)
+    say(f"extracting the object mesh (grid {mesh_resolution}^3)")
     try:
         mesh = object_mesh(scene, mesh_resolution)
     except EmptySurfaceError:
         mesh = None
+    say("writing meshes, poses and hands")
     write_meshes_and_poses(scene, run_dir, mesh, clip.frame_names, (".obj", ".ply"))
+    say("rendering the preview")
     save_preview(scene, clip, mesh, run_dir / "preview.png", **preview)
     return mesh
 

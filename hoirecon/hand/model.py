@@ -51,6 +51,8 @@ class HandOutput:
 
 def _check_model_file(path: Path) -> tuple[list[int] | None, np.ndarray]:
     """Validate a MANO-format file before smplx reads it; returns its fingertip ids (if stored) and hands_mean."""
+    if path.is_dir():
+        raise DataError(f"{path}: a folder; hand.model_path names the MANO file itself (e.g. .../MANO_RIGHT.pkl)")
     if not path.is_file():
         raise DataError(f"{path}: MANO model file not found", hint="download MANO_RIGHT.pkl from mano.is.tue.mpg.de")
     if "RIGHT" not in path.name:

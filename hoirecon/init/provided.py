@@ -44,7 +44,8 @@ class ProvidedInitializer:
         if clip.hands is None:
             raise DataError(
                 f"{clip.path}: the clip has no initial hands (hands.npz)",
-                hint="use initializer.type=frankmocap with FrankMocap's output, or add hands.npz",
+                hint="use initializer.type=mediapipe (hands from the images), frankmocap (FrankMocap's output) "
+                "or add hands.npz",
             )
         init = init_from_params(clip.hands, clip.T_cam_from_hand, hand_model)
         return smooth(init, hand_model, self.cfg.smooth_steps)

@@ -231,6 +231,16 @@ def build_fit(config: FitConfig) -> FitParts:
     return FitParts(clip, scene, system, category, config, list(init.notes))
 
 
+def run_clip(run_dir: Path) -> Clip:
+    """The clip a run fitted, from its config.yaml, without rebuilding the fit."""
+    from hoirecon.config import compose, validate
+
+    if not (run_dir / "config.yaml").is_file():
+        raise DataError(f"{run_dir}: not a run folder (no config.yaml)")
+    config = validate(compose(run_dir / "config.yaml", []), FitConfig)
+    return load_clip(config.clip, config.clip_format or "auto")
+
+
 def load_run(run_dir: str | Path) -> FitParts:
     """Rebuild a run's fit from its config.yaml and its last checkpoint (for export and evaluation)."""
     from hoirecon.config import compose, validate

@@ -25,14 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from hoirecon.data.clip import Clip, ClipGT, HandParams, Report, check_shape, finish
-from hoirecon.data.formats.hoirecon import load_frames, read_mesh, read_npz
+from hoirecon.data.clip import Clip, ClipGT, HandParams, Origin, Report, finish
+from hoirecon.data.files import ArrayFile, read_text
+from hoirecon.data.formats.hoirecon import load_frames, read_mesh
 from hoirecon.registry import register
 
-
-def _squeeze_frames(array: np.ndarray, width: int) -> np.ndarray:
-    """(N, 1, width) -> (N, width); other shapes unchanged for the shape check to report."""
-    return array.reshape(array.shape[0], width) if array.ndim == 3 and array.shape[1:] == (1, width) else array
+#: Shapes of DiffHOI's arrays as its preprocessing writes them ("B": any count, averaged).
+K_SHAPES = [("N", 4, 4), ("N", 3, 3), (4, 4), (3, 3)]
+HA_SHAPES = [("N", 45), ("N", 1, 45)]
+BETA_SHAPES = [("B", 10), ("B", 1, 10), (10,)]
+HTO_SHAPES = [("N", 4, 4), ("N", 1, 4, 4)]
 
 
 @register("clip_format", "diffhoi")
@@ -70,21 +72,20 @@ class DiffHOIFormat:
         report = Report(path)
         suffix = self._suffix(report, path)
         report.raise_if_errors()
-        cam_path = path / f"cameras_hoi{suffix}.npz"
-        cameras = read_npz(report, cam_path, required=("cTw", "K_pix"))
+        cameras = ArrayFile(report, path / f"cameras_hoi{suffix}.npz", required=("cTw", "K_pix"))
+        hands_file = self._hands_file(report, path / f"hands{suffix}.npz")
+        category = read_text(report, path / "text.txt") if (path / "text.txt").exists() else ""
         report.raise_if_errors()
         names, images, hand_masks, object_masks = load_frames(
             report, path / "image", path / "hand_mask", path / "obj_mask"
         )
         n = len(names)
-        K = np.asarray(cameras["K_pix"], dtype=np.float32)
-        if K.ndim == 3 and K.shape[1:] == (4, 4):
-            K = K[:, :3, :3].copy()
-        elif K.shape in ((3, 3), (4, 4)):
-            K = np.broadcast_to(K[:3, :3], (n, 3, 3)).copy()
-        hands = self._read_hands(report, path / f"hands{suffix}.npz", n)
-        category = (path / "text.txt").read_text().strip() if (path / "text.txt").is_file() else ""
-        gt = self._read_gt(report, path, suffix, n)
+        K = cameras.read("K_pix", K_SHAPES, n)
+        T_cam_from_hand = cameras.read("cTw", ("N", 4, 4), n)
+        hands = self._read_hands(hands_file, n) if hands_file is not None else None
+        origins = {"K": cameras.origin("K_pix"), "T_cam_from_hand": cameras.origin("cTw")}
+        origins.update(self._hand_origins("hands", hands_file))
+        gt = self._read_gt(report, path, suffix, n, origins)
         report.raise_if_errors()
         clip = Clip(
             path=path,
@@ -92,50 +93,59 @@ class DiffHOIFormat:
             images=images,
             hand_masks=hand_masks,
             object_masks=object_masks,
-            K=K,
-            category=category,
-            source=f"diffhoi ({cam_path.name})",
-            T_cam_from_hand=np.asarray(cameras["cTw"], dtype=np.float32),
+            K=np.broadcast_to(K[..., :3, :3], (n, 3, 3)).copy(),
+            category=category.strip(),
+            source=f"diffhoi ({cameras.path.name})",
+            T_cam_from_hand=T_cam_from_hand,
             hands=hands,
             gt=gt,
+            origins=origins,
         )
         return finish(report, clip)
 
     @staticmethod
-    def _read_hands(report: Report, path: Path, n: int) -> HandParams | None:
-        if not path.is_file():
-            report.warn(f"{path}: not found; the fit needs an initialiser that provides hands")
-            return None
-        arrays = read_npz(report, path, required=("hA", "beta"))
-        if arrays is None:
-            return None
-        hA = _squeeze_frames(arrays["hA"], 45)
-        beta = _squeeze_frames(arrays["beta"], 10)
-        if beta.ndim == 2 and check_shape(report, str(path), "beta", beta, (None, 10)):
-            beta = beta.mean(axis=0)
-        zeros = np.zeros((len(hA), 3), dtype=np.float32)
-        return HandParams(hA.astype(np.float32), np.asarray(beta, np.float32), zeros, zeros.copy())
+    def _hands_file(report: Report, path: Path) -> ArrayFile | None:
+        return ArrayFile(report, path, required=("hA", "beta")) if path.exists() else None
 
-    def _read_gt(self, report: Report, path: Path, suffix: str, n: int) -> ClipGT | None:
+    @staticmethod
+    def _hand_origins(group: str, file: ArrayFile | None) -> dict[str, Origin]:
+        if file is None:
+            return {}
+        return {f"{group}.hand_pose": file.origin("hA"), f"{group}.betas": file.origin("beta")}
+
+    @staticmethod
+    def _read_hands(file: ArrayFile, n: int) -> HandParams | None:
+        """DiffHOI's articulation and shape; its hand frame is the fit's world (no global pose)."""
+        hA = file.read("hA", HA_SHAPES, n)
+        beta = file.read("beta", BETA_SHAPES)
+        if hA is None or beta is None:
+            return None
+        zeros = np.zeros((n, 3), dtype=np.float32)
+        return HandParams(hA.reshape(n, 45), beta.reshape(-1, 10).mean(axis=0), zeros, zeros.copy())
+
+    def _read_gt(self, report: Report, path: Path, suffix: str, n: int, origins: dict[str, Origin]) -> ClipGT | None:
         gt = ClipGT()
         if (path / "oObj.obj").is_file():
             mesh = read_mesh(report, path / "oObj.obj")
             if mesh is not None:
                 gt.object_vertices, gt.object_faces = mesh
-        if (path / "eval_poses.npz").is_file():
-            poses = read_npz(report, path / "eval_poses.npz", required=("hTo",))
-            if poses is not None:
-                hTo = np.asarray(poses["hTo"], dtype=np.float32)
-                gt.T_hand_from_obj = hTo.reshape(-1, 4, 4) if hTo.size % 16 == 0 else hTo  # (N,1,4,4) -> (N,4,4)
-        if suffix and (path / "cameras_hoi.npz").is_file():  # the unsuffixed files are HOI4D's ground truth
-            cams = read_npz(report, path / "cameras_hoi.npz", required=("cTw",))
-            if cams is not None:
-                gt.T_cam_from_hand = cams["cTw"].astype(np.float32)
-            if (path / "hands.npz").is_file():
-                gt.hands = self._read_hands(report, path / "hands.npz", n)
+            origins["gt.object_vertices"] = Origin(str(path / "oObj.obj"), noun="the mesh")
+        if (path / "eval_poses.npz").exists():
+            poses = ArrayFile(report, path / "eval_poses.npz", required=("hTo",))
+            hTo = poses.read("hTo", HTO_SHAPES, n)
+            gt.T_hand_from_obj = None if hTo is None else hTo.reshape(n, 4, 4)
+            origins["gt.T_hand_from_obj"] = poses.origin("hTo")
+        if suffix and (path / "cameras_hoi.npz").exists():  # the unsuffixed files are HOI4D's ground truth
+            cams = ArrayFile(report, path / "cameras_hoi.npz", required=("cTw",))
+            gt.T_cam_from_hand = cams.read("cTw", ("N", 4, 4), n)
+            origins["gt.T_cam_from_hand"] = cams.origin("cTw")
+            hands_file = self._hands_file(report, path / "hands.npz")
+            if hands_file is not None:
+                gt.hands = self._read_hands(hands_file, n)
+                origins.update(self._hand_origins("gt.hands", hands_file))
         if gt.T_cam_from_hand is not None and gt.T_hand_from_obj is not None:
-            if len(gt.T_cam_from_hand) == len(gt.T_hand_from_obj):
-                gt.T_cam_from_obj = gt.T_cam_from_hand @ gt.T_hand_from_obj
+            gt.T_cam_from_obj = gt.T_cam_from_hand @ gt.T_hand_from_obj
+            origins["gt.T_cam_from_obj"] = origins["gt.T_hand_from_obj"]  # cTw @ hTo
         if all(v is None for v in vars(gt).values()):
             return None
         return gt

@@ -5,8 +5,9 @@ Select it explicitly (it is never auto-detected), e.g. in a fit config::
     clip_format: {type: folder, images: video.mp4, hand_masks: hand.mp4, object_masks: masks/object,
                   fov_degrees: 60, category: mug}
 
-Paths are relative to the clip folder. Masks from a folder must be binary images; masks decoded from a
-video are thresholded at 128, since video codecs blur their edges.
+Paths are relative to the clip folder. Masks from a folder must be binary PNGs, or JPEGs, which are
+thresholded at half their range (with a warning) as masks decoded from a video are, since lossy
+codecs blur their edges.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hoirecon.data.clip import Clip, Report, finish
-from hoirecon.data.images import IMAGE_SUFFIXES, list_frames, match_frames, read_mask, read_rgb
+from hoirecon.data.clip import Clip, Origin, Report, check_array, finish
+from hoirecon.data.images import IMAGE_SUFFIXES, list_frames, match_frames, read_masks, read_rgb
 from hoirecon.dataclass_config import ranged
 from hoirecon.geometry.camera import intrinsics_from_fov
 from hoirecon.registry import register
@@ -100,11 +101,10 @@ class FolderFormat:
         report.raise_if_errors()
 
         n, (h, w) = len(images), size
+        config = f"{path} (clip_format)"
         if cfg.K is not None:
-            K = np.asarray(cfg.K, dtype=np.float32)
-            if K.shape != (3, 3):
-                report.error(f"{path}: config K must be 3x3, got shape {K.shape}")
-                report.raise_if_errors()
+            K = check_array(report, Origin(config, "K"), cfg.K, (3, 3))
+            report.raise_if_errors()
         else:
             K = intrinsics_from_fov(cfg.fov_degrees, h, w).numpy()
         clip = Clip(
@@ -117,6 +117,7 @@ class FolderFormat:
             category=cfg.category,
             fps=cfg.fps or fps,
             source=f"folder ({cfg.images})",
+            origins={"K": Origin(config, "K" if cfg.K is not None else "fov_degrees"), "fps": Origin(config, "fps")},
         )
         return finish(report, clip)
 
@@ -124,7 +125,8 @@ class FolderFormat:
         cfg = self.cfg
         if source.suffix.lower() in VIDEO_SUFFIXES:
             if not source.is_file():
-                report.error(f"{source}: video not found")
+                problem = "is a folder, expected a video file" if source.is_dir() else "video not found"
+                report.error(f"{source}: {problem}")
                 return None, 0.0, []
             video = read_video(report, source, cfg.stride, cfg.max_frames)
             if video is None:
@@ -152,7 +154,8 @@ class FolderFormat:
             return None
         if source.suffix.lower() in VIDEO_SUFFIXES:
             if not source.is_file():
-                report.error(f"{source}: mask video not found")
+                problem = "is a folder, expected a video file" if source.is_dir() else "mask video not found"
+                report.error(f"{source}: {problem}")
                 return None
             video = read_video(report, source, cfg.stride, cfg.max_frames)
             if video is None:
@@ -180,7 +183,8 @@ class FolderFormat:
             match_frames(report, all_images, files, image_source, source)
             if any(name not in files for name in names):
                 return None
-        masks = [read_mask(report, files[name], tuple(size) if size is not None else None) for name in names]
+        sizes = [tuple(size) if size is not None else None] * len(names)
+        masks = read_masks(report, [files[name] for name in names], sizes)
         if any(m is None for m in masks):
             return None
         return np.stack(masks)

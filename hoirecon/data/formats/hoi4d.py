@@ -34,7 +34,8 @@ import roma
 import torch
 from skimage.transform import resize
 
-from hoirecon.data.clip import Clip, ClipGT, HandParams, Report, finish, short_list
+from hoirecon.data.clip import Clip, ClipGT, HandParams, Origin, Report, finish, short_list
+from hoirecon.data.files import ArrayFile
 from hoirecon.data.formats.folder import read_video
 from hoirecon.data.formats.hoirecon import read_mesh
 from hoirecon.data.images import IMAGE_SUFFIXES, read_rgb
@@ -179,13 +180,14 @@ class HOI4DFormat:
         images, indices = self._read_frames(report, data_dirs, frames)
         report.raise_if_errors()
         hand_masks, obj_masks = self._read_masks(report, anno_dirs, indices, images.shape[1:3])
-        K = self._read_intrinsics(report, root, zy)
-        T_cam_from_obj = self._read_objposes(report, anno_dirs, indices)
-        hands = self._read_hands(report, root, anno_dirs, seq, indices)
+        origins: dict[str, Origin] = {}
+        K = self._read_intrinsics(report, root, zy, origins)
+        T_cam_from_obj = self._read_objposes(report, anno_dirs, indices, origins)
+        hands = self._read_hands(report, root, anno_dirs, seq, indices, origins)
         category = HOI4D_CLASSES.get(int(cls), "")
         if not category:
             report.warn(f"{seq}: class C{cls} is not in hoirecon's HOI4D class table; no category or CAD model")
-        mesh = self._read_cad(report, root, category, int(inst)) if category else None
+        mesh = self._read_cad(report, root, category, int(inst), origins) if category else None
         report.raise_if_errors()
 
         boxes = self._crop_boxes(report, hand_masks | obj_masks)
@@ -209,6 +211,7 @@ class HOI4DFormat:
             source=f"hoi4d {seq}",
             hands=hands,  # HOI4D's refined hands double as the initialisation; see docs/data.md
             gt=gt,
+            origins=origins,
         )
         return finish(report, clip)
 
@@ -268,26 +271,24 @@ class HOI4DFormat:
         return hand, obj
 
     @staticmethod
-    def _read_intrinsics(report: Report, root: Path, zy: str) -> np.ndarray:
+    def _read_intrinsics(report: Report, root: Path, zy: str, origins: dict[str, Origin]) -> np.ndarray:
         path = root / "camera_params" / zy / "intrin.npy"
-        if not path.is_file():
+        if not path.exists():
             report.error(f"{path}: camera intrinsics not found")
             return np.eye(3)
-        try:
-            K = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            report.error(f"{path}: unreadable ({str(exc).splitlines()[0]})")
-            return np.eye(3)
-        if K.shape != (3, 3):
-            report.error(f"{path}: intrinsics have shape {K.shape}, expected (3, 3)")
-            return np.eye(3)
-        return K
+        file = ArrayFile(report, path)
+        origins["K"] = file.origin()
+        K = file.read(None, (3, 3), dtype=np.float64)
+        return np.eye(3) if K is None else K
 
-    def _read_objposes(self, report: Report, anno_dirs: list[Path], indices: list[int]) -> np.ndarray | None:
+    def _read_objposes(
+        self, report: Report, anno_dirs: list[Path], indices: list[int], origins: dict[str, Origin]
+    ) -> np.ndarray | None:
         pose_dir = self._first([d / "objpose" for d in anno_dirs])
         if pose_dir is None:
             report.warn(f"{anno_dirs[-1] / 'objpose'}: not found; no ground-truth object poses")
             return None
+        origins["gt.T_cam_from_obj"] = Origin(str(pose_dir), "center")
         poses = np.tile(np.eye(4, dtype=np.float32), (len(indices), 1, 1))
         for k, t in enumerate(indices):
             path = self._first([pose_dir / f"{t}.json", pose_dir / f"{t:05d}.json"])
@@ -310,7 +311,13 @@ class HOI4DFormat:
         return poses
 
     def _read_hands(
-        self, report: Report, root: Path, anno_dirs: list[Path], seq: str, indices: list[int]
+        self,
+        report: Report,
+        root: Path,
+        anno_dirs: list[Path],
+        seq: str,
+        indices: list[int],
+        origins: dict[str, Origin],
     ) -> HandParams | None:
         candidates = [d / "handpose" / name for d in anno_dirs for name in ("refinehandpose_right", "handpose_right")]
         candidates += [root / "handpose" / name / seq for name in ("refinehandpose_right", "handpose_right")]
@@ -318,6 +325,9 @@ class HOI4DFormat:
         if hand_dir is None:
             report.warn(f"{seq}: no handpose folder (looked for refinehandpose_right/ and handpose_right/)")
             return None
+        keys = {"hand_pose": "poseCoeff", "global_orient": "poseCoeff", "betas": "beta", "transl": "trans"}
+        for group in ("hands", "gt.hands"):  # the same hands are the initial ones and the ground truth
+            origins.update({f"{group}.{name}": Origin(str(hand_dir), key) for name, key in keys.items()})
         pose = np.full((len(indices), 48), np.nan, dtype=np.float32)
         trans = np.full((len(indices), 3), np.nan, dtype=np.float32)
         betas = []
@@ -356,9 +366,12 @@ class HOI4DFormat:
         )
 
     @staticmethod
-    def _read_cad(report: Report, root: Path, category: str, instance: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def _read_cad(
+        report: Report, root: Path, category: str, instance: int, origins: dict[str, Origin]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         cad_root = root / "HOI4D_CAD_Model_for_release" / "rigid" / category
         path = cad_root / f"{instance:03d}.obj"
+        origins["gt.object_vertices"] = Origin(str(path), noun="the mesh")
         if not path.is_file():
             report.warn(f"{path}: CAD model not found; no ground-truth object shape")
             return None

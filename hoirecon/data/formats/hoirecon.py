@@ -4,7 +4,7 @@
 clip/
   meta.yaml                 category, fps, image_size [H, W], source, units: m
   images/000000.png ...     RGB
-  masks/hand/000000.png     binary 0/255
+  masks/hand/000000.png     binary 0/255 (or 0/1, 16-bit 0/65535; JPEGs are thresholded)
   masks/object/000000.png   binary 0/255
   cameras.npz               K (N,3,3) or (3,3); optional T_cam_from_hand (N,4,4)
   hands.npz                 optional: hand_pose (N,45), betas (10,), global_orient (N,3), transl (N,3)
@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,31 +27,30 @@ import numpy as np
 import trimesh
 import yaml
 
-from hoirecon.data.clip import Clip, ClipGT, HandParams, Report, finish
-from hoirecon.data.images import list_frames, match_frames, read_mask, read_rgb
+from hoirecon.data.clip import Clip, ClipGT, HandParams, Origin, Report, Shape, check_fps, finish
+from hoirecon.data.files import ArrayFile, read_text
+from hoirecon.data.images import list_frames, match_frames, read_masks, read_rgb
 from hoirecon.errors import DataError
 from hoirecon.registry import register
 
 HAND_KEYS = ("hand_pose", "betas", "global_orient", "transl")
 GT_POSE_KEYS = ("T_cam_from_obj", "T_hand_from_obj", "T_cam_from_hand")
+#: Shapes each hands.npz key may have; per-frame betas are averaged (the clip shares one shape).
+HAND_FILE_SHAPES: dict[str, Shape | list[Shape]] = {
+    "hand_pose": ("N", 45),
+    "betas": [(10,), ("N", 10)],
+    "global_orient": ("N", 3),
+    "transl": ("N", 3),
+}
 
 
 def read_npz(report: Report, path: Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:
-    """All arrays of an .npz, or None after reporting a missing file, a bad archive or missing keys."""
-    if not path.is_file():
-        report.error(f"{path}: file not found")
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: np.asarray(data[key]) for key in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        report.error(f"{path}: unreadable .npz ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
-        return None
-    missing = [key for key in required if key not in arrays]
-    if missing:
-        report.error(f"{path}: missing key(s) {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'none'})")
-        return None
-    return arrays
+    """The readable arrays of an .npz as they are stored, or None after reporting why the file is unusable.
+
+    Loaders read through ``ArrayFile.read``, which also checks each array; this is for copying arrays on.
+    """
+    file = ArrayFile(report, path, required)
+    return {k: v for k, v in file.arrays.items() if not isinstance(v, str)} if file.ok else None
 
 
 def read_mesh(report: Report, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
@@ -72,15 +70,17 @@ def read_mesh(report: Report, path: Path) -> tuple[np.ndarray, np.ndarray] | Non
     return vertices, np.asarray(mesh.faces, dtype=np.int64)
 
 
-def hands_from_arrays(arrays: dict[str, np.ndarray]) -> HandParams:
-    betas = np.asarray(arrays["betas"], dtype=np.float32)
-    if betas.ndim == 2:  # per-frame betas: the clip shares one shape
-        betas = betas.mean(axis=0)
+def read_hands(file: ArrayFile, n: int) -> HandParams | None:
+    """The hands of a hands.npz (hoirecon's keys), checked; None after an error."""
+    arrays = {key: file.read(key, shapes, n) for key, shapes in HAND_FILE_SHAPES.items()}
+    if any(a is None for a in arrays.values()):
+        return None
+    betas = arrays["betas"]
     return HandParams(
-        hand_pose=np.asarray(arrays["hand_pose"], dtype=np.float32),
-        betas=betas,
-        global_orient=np.asarray(arrays["global_orient"], dtype=np.float32),
-        transl=np.asarray(arrays["transl"], dtype=np.float32),
+        hand_pose=arrays["hand_pose"],
+        betas=betas.mean(axis=0) if betas.ndim == 2 else betas,
+        global_orient=arrays["global_orient"],
+        transl=arrays["transl"],
     )
 
 
@@ -97,7 +97,7 @@ def load_frames(
                 match_frames(report, images, masks, image_dir, folder)
     report.raise_if_errors()
     names = sorted(images)
-    rgb, hand, obj = [], [], []
+    rgb, sizes = [], []
     size = None
     for name in names:
         image = read_rgb(report, images[name])
@@ -110,8 +110,9 @@ def load_frames(
                 )
                 image = None
         rgb.append(image)
-        hand.append(read_mask(report, hands[name], size if image is not None else None))
-        obj.append(read_mask(report, objects[name], size if image is not None else None))
+        sizes.append(size if image is not None else None)
+    hand = read_masks(report, [hands[name] for name in names], sizes)
+    obj = read_masks(report, [objects[name] for name in names], sizes)
     report.raise_if_errors()
     return names, np.stack(rgb), np.stack(hand), np.stack(obj)
 
@@ -140,21 +141,24 @@ class HoireconFormat:
         if not path.is_dir():
             report.error(f"{path}: clip folder not found")
             report.raise_if_errors()
-        meta = self._read_meta(report, path / "meta.yaml")
-        cameras = read_npz(report, path / "cameras.npz", required=("K",))
+        meta = read_meta(report, path / "meta.yaml")
+        cameras = ArrayFile(report, path / "cameras.npz", required=("K",))
+        hands_file = ArrayFile(report, path / "hands.npz", HAND_KEYS) if (path / "hands.npz").exists() else None
         report.raise_if_errors()
         names, images, hand_masks, object_masks = load_frames(
             report, path / "images", path / "masks" / "hand", path / "masks" / "object"
         )
         n = len(names)
-        K = np.asarray(cameras["K"], dtype=np.float64)
-        if K.shape == (3, 3):
-            K = np.broadcast_to(K, (n, 3, 3)).copy()
-        T_cam_from_hand = cameras.get("T_cam_from_hand")
-        hands = None
-        if (path / "hands.npz").is_file():
-            arrays = read_npz(report, path / "hands.npz", required=HAND_KEYS)
-            hands = hands_from_arrays(arrays) if arrays is not None else None
+        size = meta.get("image_size")
+        if size is not None and tuple(size) != images.shape[1:3]:
+            report.error(
+                f"{path / 'meta.yaml'}: 'image_size' is {list(size)} ([H, W]), the frames are {list(images.shape[1:3])}"
+            )
+        K = cameras.read("K", [("N", 3, 3), (3, 3)], n)
+        T_cam_from_hand = None
+        if "T_cam_from_hand" in cameras:
+            T_cam_from_hand = cameras.read("T_cam_from_hand", ("N", 4, 4), n)
+        hands = read_hands(hands_file, n) if hands_file is not None else None
         gt = self._read_gt(report, path / "gt", n)
         report.raise_if_errors()
         clip = Clip(
@@ -163,33 +167,15 @@ class HoireconFormat:
             images=images,
             hand_masks=hand_masks,
             object_masks=object_masks,
-            K=K.astype(np.float32),
-            category=str(meta.get("category", "")),
-            fps=float(meta.get("fps", 30.0)),
-            source=str(meta.get("source", "")),
-            T_cam_from_hand=None if T_cam_from_hand is None else T_cam_from_hand.astype(np.float32),
+            K=np.broadcast_to(K, (n, 3, 3)).copy(),
+            category=meta.get("category", ""),
+            fps=meta.get("fps", 30.0),
+            source=meta.get("source", ""),
+            T_cam_from_hand=T_cam_from_hand,
             hands=hands,
             gt=gt,
         )
         return finish(report, clip)
-
-    @staticmethod
-    def _read_meta(report: Report, path: Path) -> dict:
-        if not path.is_file():
-            report.error(f"{path}: file not found")
-            return {}
-        try:
-            meta = yaml.safe_load(path.read_text()) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            report.error(f"{path}: invalid YAML ({str(exc).splitlines()[0]})")
-            return {}
-        if not isinstance(meta, dict):
-            report.error(f"{path}: expected a mapping")
-            return {}
-        units = meta.get("units", "m")
-        if units != "m":
-            report.error(f"{path}: units must be 'm' (metres), got {units!r}")
-        return meta
 
     @staticmethod
     def _read_gt(report: Report, gt_dir: Path, n: int) -> ClipGT | None:
@@ -200,15 +186,62 @@ class HoireconFormat:
             mesh = read_mesh(report, gt_dir / "object.obj")
             if mesh is not None:
                 gt.object_vertices, gt.object_faces = mesh
-        if (gt_dir / "poses.npz").is_file():
-            poses = read_npz(report, gt_dir / "poses.npz") or {}
+        if (gt_dir / "poses.npz").exists():
+            poses = ArrayFile(report, gt_dir / "poses.npz")
             for key in GT_POSE_KEYS:
                 if key in poses:
-                    setattr(gt, key, poses[key].astype(np.float32))
-        if (gt_dir / "hands.npz").is_file():
-            arrays = read_npz(report, gt_dir / "hands.npz", required=HAND_KEYS)
-            gt.hands = hands_from_arrays(arrays) if arrays is not None else None
+                    setattr(gt, key, poses.read(key, ("N", 4, 4), n))
+        if (gt_dir / "hands.npz").exists():
+            gt.hands = read_hands(ArrayFile(report, gt_dir / "hands.npz", HAND_KEYS), n)
         return gt
+
+
+# meta.yaml's keys: each check returns the value (or None after an error naming the file and key)
+
+
+def _text(report: Report, origin: Origin, value) -> str | None:
+    if value is None or isinstance(value, str):
+        return value or ""
+    report.error(f"{origin} must be text, got {value!r}")
+    return None
+
+
+def _image_size(report: Report, origin: Origin, value) -> list[int] | None:
+    if isinstance(value, list) and len(value) == 2 and all(type(v) is int and v > 0 for v in value):
+        return value
+    report.error(f"{origin} must be [H, W], two positive integers (pixels), got {value!r}")
+    return None
+
+
+def _units(report: Report, origin: Origin, value) -> str | None:
+    if value == "m":
+        return value
+    report.error(f"{origin} must be 'm' (metres), got {value!r}")
+    return None
+
+
+META_CHECKS = {"category": _text, "fps": check_fps, "image_size": _image_size, "source": _text, "units": _units}
+
+
+def read_meta(report: Report, path: Path) -> dict:
+    """meta.yaml's known keys, each checked (others are kept as they are); {} after a file error."""
+    text = read_text(report, path)
+    if text is None:
+        return {}
+    try:
+        meta = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        report.error(f"{path}: invalid YAML ({str(exc).splitlines()[0]})")
+        return {}
+    meta = {} if meta is None else meta
+    if not isinstance(meta, dict):
+        report.error(f"{path}: expected a mapping of keys ({', '.join(META_CHECKS)}), got {type(meta).__name__}")
+        return {}
+    for key, check in META_CHECKS.items():
+        if key in meta:
+            value = check(report, Origin(str(path), key), meta[key])
+            meta[key] = meta[key] if value is None else value
+    return meta
 
 
 def write_clip(clip: Clip, path: str | Path, overwrite: bool = False) -> Path:
@@ -220,6 +253,7 @@ def write_clip(clip: Clip, path: str | Path, overwrite: bool = False) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         _write_contents(clip, tmp)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes the folder private; give it the usual permissions
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             os.replace(path, old)
@@ -260,3 +294,9 @@ def _write_contents(clip: Clip, root: Path) -> None:
             np.savez(gt_dir / "poses.npz", **poses)
         if gt.hands is not None:
             np.savez(gt_dir / "hands.npz", **{key: getattr(gt.hands, key) for key in HAND_KEYS})
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
