@@ -189,10 +189,13 @@ def masks_for_clip(
         raise DataError(f"{path / 'images'}: the images differ in size")
     images = np.stack(images)
     n, h, w = images.shape[:3]
+    cameras = None  # the clip's other camera arrays, kept when cameras.npz is rewritten
     if (path / "cameras.npz").is_file():
-        K = ArrayFile(report, path / "cameras.npz", required=("K",)).read("K", [("N", 3, 3), (3, 3)], n)
+        file = ArrayFile(report, path / "cameras.npz", required=("K",))
+        K = file.read("K", [("N", 3, 3), (3, 3)], n)
         report.raise_if_errors()
         K = np.broadcast_to(K, (n, 3, 3)).copy() if K.shape == (3, 3) else K
+        cameras = {key: a for key, a in file.arrays.items() if isinstance(a, np.ndarray)}
     elif fov_degrees > 0:
         K = np.broadcast_to(intrinsics_from_fov(fov_degrees, h, w).numpy(), (n, 3, 3)).copy()
     else:
