@@ -136,15 +136,29 @@ def validate(cfg: DictConfig | Mapping[str, Any], schema: type[T], registry: Any
     if registry is None:
         from hoirecon.registry import REGISTRY as registry
     tree = plain(cfg)
-    config = make_config(schema, tree, component=f"the {getattr(schema, 'NAME', schema.__name__)} config")
-    registry.load_modules(getattr(config, "plugins", ()) or ())
+    problems = []  # the schema's and every component section's, not only the first's
+    try:
+        config = make_config(schema, tree, component=f"the {getattr(schema, 'NAME', schema.__name__)} config")
+    except ConfigError as exc:
+        problems.append(exc)
+        config = None
+    registry.load_modules(getattr(config, "plugins", None) or tree.get("plugins") or ())
     for path, role in getattr(schema, "COMPONENTS", {}).items():
         section = _lookup(tree, path)
-        if section is None:
+        if section is None and config is not None:
             section = _lookup(dataclasses.asdict(config), path)  # the schema's default
+        if section is None:
+            continue
         if section == {}:
             continue  # an empty component section means "choose automatically" (e.g. detect a clip's layout)
-        registry.config(role, section, where=path)
+        try:
+            registry.config(role, section, where=path)
+        except ConfigError as exc:
+            problems.append(exc)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigError("; ".join(str(p) for p in problems))
     return config
 
 

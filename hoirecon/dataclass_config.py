@@ -107,22 +107,31 @@ def ranged(default: Any, **bounds: Any) -> Any:
 
 def check_ranges(config: Any, prefix: str, component: str) -> None:
     """Every field of ``config`` (and of its nested dataclasses) inside its declared ``Range``; floats
-    without one must still be finite. Raises a one-line ConfigError naming the key and the range."""
+    without one must still be finite. Raises one ConfigError naming every key out of range and its
+    range, on one line."""
+    problems = _out_of_range(config, prefix)
+    if problems:
+        more = f" (and {len(problems) - 1} more: " + "; ".join(problems[1:]) + ")" if len(problems) > 1 else ""
+        raise ConfigError(f"bad value {problems[0]} for {component}{more}")
+
+
+def _out_of_range(config: Any, prefix: str) -> list[str]:
+    problems = []
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
-            check_ranges(value, key + ".", component)
+            problems += _out_of_range(value, key + ".")
             continue
         allowed = f.metadata.get("range")
         if allowed is None:
             if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"bad value '{key}' for {component}: {value} (a finite number is needed)")
+                problems.append(f"'{key}': {value} (allowed: a finite number)")
             continue
         items = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
-        for item in items:
-            if not allowed.allows(item):
-                raise ConfigError(f"bad value '{key}' for {component}: {value!r} (allowed: {allowed.describe()})")
+        if not all(allowed.allows(item) for item in items):
+            problems.append(f"'{key}': {value!r} (allowed: {allowed.describe()})")
+    return problems
 
 
 def plain(values: Any) -> Any:

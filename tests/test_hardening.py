@@ -73,6 +73,15 @@ def test_config_values_outside_their_range_are_one_line_before_any_file(tmp_path
     assert not run_dir.exists()
 
 
+def test_every_bad_value_is_named_at_once_across_sections(capsys):
+    rc = main(["fit", "--config", str(DEMO), "trainer.max_steps=-1", "optim.sdf.lr=-1", "object.sdf.hidden=0",
+               "object.renderer.beta_init=-1"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1 and len(err.strip().splitlines()) == 1
+    for key in ("trainer.max_steps", "optim.sdf.lr", "object.sdf.hidden", "object.renderer.beta_init"):
+        assert f"'{key}'" in err
+
+
 def test_prior_training_ranges_too(tmp_path):
     with pytest.raises(ConfigError, match=r"'train\.p_uncond'.*<= 1"):
         run_config(PriorTrainConfig, REPO / "configs/prior/default.yaml", overrides=["train.p_uncond=1.5"])

@@ -42,10 +42,14 @@ class ProvidedInitializer:
 
     def initialize(self, clip: Clip, hand_model: HandFn) -> HandInit:
         if clip.hands is None:
+            # a video or image folder has no file of hands: its hands come from an initialiser
+            from_images = clip.source.startswith("folder")
             raise DataError(
-                f"{clip.path}: the clip has no initial hands (hands.npz)",
-                hint="use initializer.type=mediapipe (hands from the images), frankmocap (FrankMocap's output) "
-                "or add hands.npz",
+                f"{clip.path}: the clip has no initial hands"
+                + (" (a video or image folder holds none)" if from_images else " (hands.npz)"),
+                hint="use initializer.type=mediapipe (hands from the images, pip install -e '.[video]') or "
+                "initializer.type=frankmocap (FrankMocap's *_prediction_result.pkl in mocap/; docs/data.md)"
+                + ("" if from_images else ", or add hands.npz"),
             )
         init = init_from_params(clip.hands, clip.T_cam_from_hand, hand_model)
         return smooth(init, hand_model, self.cfg.smooth_steps)
