@@ -12,7 +12,8 @@
     the cost of a step with score distillation against one without (``sds_step_ratio``).
 
 Usage: benchmarks/prior.py [--checkpoint FILE] [--data data/prior/r32] [--out runs/bench-prior]
-[--jobs 2] [--steps 800] [--seeds 0,1] [--prior-variant sds] [--skip-ablation]. Last line: one JSON object.
+[--jobs 2] [--steps 800] [--seeds 0,1] [--prior-variant sds] [--skip-ablation] [--skip-heldout].
+Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -185,25 +186,27 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--skip-ablation", action="store_true")
+    parser.add_argument("--skip-heldout", action="store_true", help="no held-out loss and contact sheet (no --data)")
     parser.add_argument("--seeds", default="0,1", help="fit seeds, e.g. 0 for a first pass (runs resume)")
     parser.add_argument("--prior-variant", default="sds", help="the variant the JSON's *_prior keys report")
     parser.add_argument("--preset", default="narrow12", help="the narrow-arc split (narrow12: 12 clips)")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    model, info = load_checkpoint(args.checkpoint)
-    shards = heldout_shards(Path(args.data), args.val_shards, args.heldout)
-
-    losses = heldout_losses(model, shards)
-    print(f"prior {args.checkpoint} ({info.get('steps', '?')} steps); held-out epsilon MSE on {len(shards)} shards")
-    print(f"{'category':<14}{'n':>6}{'with cat':>10}{'null':>10}{'gain %':>8}")
-    for c, (lc, lu, n) in losses.items():
-        print(f"{c:<14}{n:>6}{lc:>10.4f}{lu:>10.4f}{100 * (lu - lc) / lu:>8.1f}")
-    total = sum(n for _, _, n in losses.values())
-    cond = sum(lc * n for lc, _, n in losses.values()) / total
-    uncond = sum(lu * n for _, lu, n in losses.values()) / total
-    print(f"{'all':<14}{total:>6}{cond:>10.4f}{uncond:>10.4f}{100 * (uncond - cond) / uncond:>8.1f}")
-    print(f"contact sheet: {contact_sheet(model, shards, Path(args.sheet))}")
-    summary = {"heldout_loss_cond": round(cond, 5), "heldout_loss_uncond": round(uncond, 5)}
+    summary = {}
+    if not args.skip_heldout:
+        model, info = load_checkpoint(args.checkpoint)
+        shards = heldout_shards(Path(args.data), args.val_shards, args.heldout)
+        losses = heldout_losses(model, shards)
+        print(f"prior {args.checkpoint} ({info.get('steps', '?')} steps); held-out epsilon MSE, {len(shards)} shards")
+        print(f"{'category':<14}{'n':>6}{'with cat':>10}{'null':>10}{'gain %':>8}")
+        for c, (lc, lu, n) in losses.items():
+            print(f"{c:<14}{n:>6}{lc:>10.4f}{lu:>10.4f}{100 * (lu - lc) / lu:>8.1f}")
+        total = sum(n for _, _, n in losses.values())
+        cond = sum(lc * n for lc, _, n in losses.values()) / total
+        uncond = sum(lu * n for _, lu, n in losses.values()) / total
+        print(f"{'all':<14}{total:>6}{cond:>10.4f}{uncond:>10.4f}{100 * (uncond - cond) / uncond:>8.1f}")
+        print(f"contact sheet: {contact_sheet(model, shards, Path(args.sheet))}")
+        summary = {"heldout_loss_cond": round(cond, 5), "heldout_loss_uncond": round(uncond, 5)}
 
     if not args.skip_ablation:
         seeds = [int(x) for x in args.seeds.split(",")]
@@ -213,12 +216,16 @@ def main() -> None:
         names = list(dict.fromkeys(r["variant"].split(",")[0] for r in rows))
         by = {k: [r for r in rows if r["variant"].split(",")[0] == k] for k in names}
         print(f"\nnarrow-arc ablation ({args.preset}: 40 degrees, 16 frames, 96 px, {args.steps} steps, seeds {seeds})")
-        print(f"{'variant':<10}{'runs':>5}{'min':>7}{'F@5':>7}{'F@10':>7}{'CD cm2':>8}{'F@5 unseen':>12}{'MPJPE':>7}")
+        print(
+            f"{'variant':<10}{'runs':>5}{'min':>7}{'F@5':>7}{'F@10':>7}{'CD cm2':>8}{'F@5 unseen':>12}{'MPJPE':>7}"
+            f"{'SDS steps':>10}"
+        )
         for k, mine in by.items():
             print(
                 f"{k:<10}{len(mine):>5}{mean([r['minutes'] for r in mine]):>7.2f}{mean([r[f5] for r in mine]):>7.3f}"
                 f"{mean([r[f10] for r in mine]):>7.3f}{mean([r[cd] for r in mine]):>8.3f}"
                 f"{mean([r[u5] for r in mine]):>12.3f}{mean([r[mpjpe] for r in mine]):>7.2f}"
+                f"{mean([r.get('fit/sds_steps', float('nan')) for r in mine]):>10.0f}"
             )
         others = [k for k in names if k != "none"]
         categories = sorted({r["category"] for r in rows})

@@ -10,9 +10,6 @@ frames but no masks. docs/data.md, section "From a video", has the details and t
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +33,7 @@ from hoirecon.init.landmark_fit import hand_joints
 from hoirecon.init.mediapipe import MediaPipeInitializer, detect, hand_silhouettes, init_from_landmarks, scaled_to_masks
 from hoirecon.init.mediapipe_detect import Landmarks
 from hoirecon.registry import build
-from hoirecon.utils.io import atomic_path, atomic_write_text
+from hoirecon.utils.io import atomic_folder, atomic_path, atomic_write_text
 from hoirecon.utils.progress import progress_bar
 
 #: The hand's depth is set from its GrabCut size this many times, GrabCut reaching REACH pixels past
@@ -213,19 +210,11 @@ def masks_for_clip(
 
 def _write_masks_and_hands(clip: Clip, path: Path, cameras: dict | None) -> None:
     """masks/ as one folder renamed into place, then hands.npz and cameras.npz, each atomically."""
-    tmp = Path(tempfile.mkdtemp(prefix=".masks.", suffix=".tmp", dir=path))
-    try:
+    with atomic_folder(path / "masks") as tmp:
         for kind, masks in (("hand", clip.hand_masks), ("object", clip.object_masks)):
             (tmp / kind).mkdir()
             for name, mask in zip(clip.frame_names, masks):
                 iio.imwrite(tmp / kind / f"{name}.png", mask.astype(np.uint8) * 255)
-        old = path / ".masks.old"
-        if (path / "masks").exists():
-            os.replace(path / "masks", old)
-        os.replace(tmp, path / "masks")
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     with atomic_path(path / "hands.npz") as hands_tmp:
         np.savez(hands_tmp, **{key: getattr(clip.hands, key) for key in HAND_KEYS})
     with atomic_path(path / "cameras.npz") as cameras_tmp:

@@ -59,6 +59,33 @@ def remove_temporaries(folder: str | Path) -> list[Path]:
     return found
 
 
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` (a folder, if any)
+    whole, so a reader sees the old folder or the new one, never a mix. On an exception the
+    temporary folder is removed and ``path`` is untouched. The names are those ``remove_temporaries``
+    finds after a kill."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes the folder private; give it the usual permissions
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", suffix=".tmp", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise OutOfSpaceError(f"{path}: no space left to write it ({os.strerror(exc.errno)}); untouched") from None
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

@@ -16,9 +16,6 @@ clip/
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +29,7 @@ from hoirecon.data.files import ArrayFile, read_text
 from hoirecon.data.images import list_frames, match_frames, read_masks, read_rgb
 from hoirecon.errors import DataError
 from hoirecon.registry import register
+from hoirecon.utils.io import atomic_folder
 
 HAND_KEYS = ("hand_pose", "betas", "global_orient", "transl")
 GT_POSE_KEYS = ("T_cam_from_obj", "T_hand_from_obj", "T_cam_from_hand")
@@ -249,21 +247,8 @@ def write_clip(clip: Clip, path: str | Path, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise DataError(f"{path}: already exists (pass overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
+    with atomic_folder(path) as tmp:
         _write_contents(clip, tmp)
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes the folder private; give it the usual permissions
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return path
 
 
@@ -294,9 +279,3 @@ def _write_contents(clip: Clip, root: Path) -> None:
             np.savez(gt_dir / "poses.npz", **poses)
         if gt.hands is not None:
             np.savez(gt_dir / "hands.npz", **{key: getattr(gt.hands, key) for key in HAND_KEYS})
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
