@@ -18,6 +18,7 @@ layered over the config as on the command line (docs/config.md).
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -87,8 +88,10 @@ def run_config(
     run_dir = Path(validated.run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"run_dir {run_dir}: is a file, not a folder")
-    # a run that stopped before its first checkpoint still holds its config.yaml: resume it, do not mix two
-    if resume is None and ((run_dir / "checkpoints").exists() or (run_dir / "config.yaml").exists()):
+    # a run that stopped before its first checkpoint still holds its config.yaml: resume it, do not mix two.
+    # (Not in DDP's other processes: Lightning starts them once rank 0 has written config.yaml.)
+    started = (run_dir / "checkpoints").exists() or (run_dir / "config.yaml").exists()
+    if resume is None and started and not _launched_rank():
         raise DataError(
             f"{run_dir}: already holds a run", hint=f"resume it with --resume {run_dir}, or set run_dir=..."
         )
@@ -146,6 +149,11 @@ def fit_clip(
         scene=parts.scene,
         notes=list(parts.scene_init_notes),
     )
+
+
+def _launched_rank() -> bool:
+    """Whether this process is one Lightning (or torchrun) launched for a rank other than 0."""
+    return any(int(os.environ.get(name, "0") or 0) > 0 for name in ("LOCAL_RANK", "RANK", "NODE_RANK"))
 
 
 def clean_after_interruption(run_dir: Path) -> None:
