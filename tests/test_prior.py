@@ -144,7 +144,8 @@ def replayed_denoised(prior, seed: int, target, condition, t_min: float) -> torc
 def test_sds_gradient_points_towards_the_denoised_render(tmp_path):
     torch.manual_seed(0)
     path = save_checkpoint(Denoiser(TINY), tmp_path / "p.safetensors")
-    prior = build("prior", {"type": "diffusion", "checkpoint": str(path), "guidance_scale": 1.0, "weight": 1.0})
+    spec = {"type": "diffusion", "checkpoint": str(path), "guidance_scale": 1.0, "weight": 1.0}
+    prior = build("prior", {**spec, "weighting": "sds", "t_min": 0.02, "hand_scale": 1.0})  # DiffHOI's SDS
     target, condition, ids = batch(2)
     x0 = target.clone().requires_grad_(True)
     prior.generator.manual_seed(5)
@@ -227,17 +228,19 @@ def test_hand_dropout_trains_on_the_empty_hand():
 
 def test_t_max_anneals_over_the_whole_run(tmp_path):
     path = save_checkpoint(Denoiser(TINY), tmp_path / "p.safetensors")
-    prior = build("prior", {"type": "diffusion", "checkpoint": str(path), "t_max": [0.9, 0.5]})
+    prior = build("prior", {"type": "diffusion", "checkpoint": str(path), "t_max": [0.9, 0.5], "t_min": 0.02})
     prior.on_step(0, 200)
     assert prior.t_max(0) == pytest.approx(0.9) and prior.t_max(100) == pytest.approx(0.7)
     assert prior.t_max(200) == pytest.approx(0.5)
     prior.on_step(0, 2000)  # a longer run stretches it
     assert prior.t_max(1000) == pytest.approx(0.7)
-    fixed = build("prior", {"type": "diffusion", "checkpoint": str(path), "t_max": [0, 0.9, 0.5, 100]})
+    fixed = build("prior", {"type": "diffusion", "checkpoint": str(path), "t_max": [0, 0.9, 0.5, 100], "t_min": 0.02})
     fixed.on_step(0, 2000)
     assert fixed.t_max(100) == pytest.approx(0.5)
     with pytest.raises(ConfigError, match=r"prior.t_max: \[from, to\]"):
         build("prior", {"type": "diffusion", "checkpoint": str(path), "t_max": [0.5, 0.9]})
+    with pytest.raises(ConfigError, match="not above prior.t_min 0.75"):  # the x0 default's t_min
+        build("prior", {"type": "diffusion", "checkpoint": str(path), "t_max": [0.98, 0.5]})
 
 
 def test_framed_views_avoid_the_input_cameras():
@@ -265,6 +268,7 @@ def test_x0_weighting_pulls_towards_the_one_step_denoised_render(tmp_path):
     torch.manual_seed(0)
     path = save_checkpoint(Denoiser(TINY), tmp_path / "p.safetensors")
     spec = {"type": "diffusion", "checkpoint": str(path), "weight": 1.0, "weighting": "x0", "t_min": 0.5}
+    spec["hand_scale"] = 1.0  # the replay has no guidance
     prior = build("prior", spec)
     target, condition, _ = batch(2)
     x0 = target.clone().requires_grad_(True)
