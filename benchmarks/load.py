@@ -30,12 +30,15 @@ REPO = Path(__file__).resolve().parents[1]
 HOIRECON = str(Path(sys.executable).parent / "hoirecon")
 #: name -> (environment of the measured fit, its overrides)
 VARIANTS = {
-    # what a user gets: hoirecon's own defaults (threads 0 = every core)
+    # what a user gets: hoirecon's own defaults (threads 0 = every core; the CLI asks OpenMP for the
+    # PASSIVE policy unless OMP_WAIT_POLICY is set)
     "default": ({}, []),
     # OpenMP threads that spin while they wait for work (libgomp's ACTIVE policy)
     "active": ({"OMP_WAIT_POLICY": "ACTIVE"}, []),
     # OpenMP threads that sleep while they wait
     "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, []),
+    # libgomp's default policy with a short spin before sleeping (the default spins 300000 times)
+    "spin10k": ({"GOMP_SPINCOUNT": "10000"}, []),
     # one intra-op thread: nothing to wait for
     "threads1": ({}, ["trainer.threads=1"]),
 }

@@ -8,6 +8,7 @@ errors and capabilities that are not built yet exit with code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -479,6 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # OpenMP threads that sleep while they wait instead of spinning, unless the user says otherwise:
+    # beside a second fit a spinning fit ran 5.7x slower than alone, a sleeping one 1.1x (25% slower
+    # alone; docs/benchmarks.md, "A fit beside other work"). libgomp reads it when torch loads, so
+    # it is set before anything imports torch.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from hoirecon.utils.quiet import quiet_output
 
     args = build_parser().parse_args(argv)

@@ -104,6 +104,8 @@ def test_resumed_run_equals_uninterrupted(clip_dir, tmp_path, capsys):
     shutil.rmtree(no_gt / "gt")
     full = tmp_path / "full"
     args = [f"clip={no_gt}", *TINY, "trainer.max_steps=4", "trainer.checkpoint_every_n_steps=2"]
+    # the default prior distils on every step: its draws must resume too
+    args += ["guidance.warmup_steps=0", "guidance.every_n_steps=1", "guidance.max_beta=0"]
     assert main(["fit", "--config", str(REPO / "configs/fit/demo.yaml"), f"run_dir={full}", *args]) == 0
     assert (full / "object.obj").is_file() and not (full / "metrics.json").exists()
     # a run killed after step 2: its last checkpoint is the periodic one

@@ -345,9 +345,11 @@ class DiffusionPrior(nn.Module):
         self.generator = torch.Generator().manual_seed(cfg.seed)
 
     def on_step(self, step: int, max_steps: int) -> None:
-        """A [from, to] t_max spans the whole run, whatever its length."""
+        """A [from, to] t_max spans the whole run, whatever its length; the step's draws (t, noise)
+        follow from (seed, step), so that a resumed fit repeats the uninterrupted one."""
         if self._t_max_over_run:
             self.t_max = Schedule(0, self.t_max.v0, self.t_max.v1, max(int(max_steps), 1))
+        self.generator.manual_seed(self.cfg.seed * 1_000_003 + step)
 
     def sds_loss(
         self, object_channels: torch.Tensor, hand_condition: torch.Tensor, categories: Sequence[str], step: int
