@@ -91,7 +91,9 @@ def test_bad_override_value_and_component(capsys):
     assert code == 1 and "'trainer.max_steps'" in err and len(err.splitlines()) == 1
     code, _, err = run(capsys, "fit", "--config", DEMO, "prior.type=nope")
     assert code == 1 and err.startswith("error: prior: unknown prior 'nope'; known prior names:")
-    code, _, err = run(capsys, "fit", "--config", DEMO, "prior.weight=2")  # 'none' has no weight
+    code, _, err = run(capsys, "fit", "--config", DEMO, "prior.target_fraction=2")  # the diffusion prior's keys
+    assert code == 1 and "unknown key 'prior.target_fraction' for prior 'diffusion'" in err
+    code, _, err = run(capsys, "fit", "--config", DEMO, "prior.type=none", "prior.weight=2")  # 'none' has no weight
     assert code == 1 and "unknown key 'prior.weight' for prior 'none'" in err
 
 
