@@ -110,29 +110,33 @@ def fit_clip(
 ) -> FitResult:
     """Fit one clip from start to outputs (see the module docstring). ``on_start(parts)`` is called
     once the clip is loaded and the fit is built, before the first step (the CLI prints there);
-    ``say(message)`` is told each stage of writing the outputs."""
+    ``say(message)`` is told where a resume continues and each stage of writing the outputs."""
     from hoirecon.eval.report import run_report
     from hoirecon.run_outputs import write_outputs
-    from hoirecon.systems.common import make_trainer, run_training, start_run
+    from hoirecon.systems.common import last_checkpoint, make_trainer, resume_message, run_training, start_run
     from hoirecon.systems.fit import build_fit
 
     start = time.perf_counter()
     tree, config = run_config(FitConfig, config, resume, overrides, **keys)
     run_dir = Path(config.run_dir)
+    checkpoint = None
     if resume is not None:
         clean_after_interruption(run_dir)
+        checkpoint = last_checkpoint(run_dir)  # once: it checks the file and may warn
     start_run(config.trainer)
     parts = build_fit(config)
     if on_start is not None:
         on_start(parts)
+    if resume is not None and say is not None:
+        say(resume_message(run_dir, checkpoint))
     trainer = make_trainer(config.trainer, run_dir, gradient_clip_val=config.optim.grad_clip)
     save_config(tree, run_dir / "config.yaml")
-    run_training(trainer, parts.system, run_dir, resume is not None, "fit")
+    run_training(trainer, parts.system, run_dir, checkpoint, "fit")
     preview = {"frames": config.output.preview_frames, "size": config.output.preview_size}
     fit_stats = {"fit/sds_steps": float(parts.system.sds_steps)}
     metrics = write_outputs(parts.scene, parts.clip, run_dir, config.object.export_resolution, preview, fit_stats, say)
     if say is not None:
-        say("writing the report")
+        say("writing the report ...")
     has_mesh = (run_dir / "object.obj").is_file()
     return FitResult(
         run_dir=run_dir,

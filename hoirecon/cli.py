@@ -78,7 +78,6 @@ def _run_config(args: argparse.Namespace, schema: type, command: str):
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from hoirecon.api import fit_clip
-    from hoirecon.systems.common import resume_message
 
     if not (args.config or args.resume):
         raise HoireconError("fit needs --config FILE or --resume RUN_DIR", hint="hoirecon fit --help")
@@ -87,11 +86,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         clip = parts.clip
         h, w = clip.image_size
         print(f"fitting {clip.path}: {len(clip)} frames, {w}x{h} px, {parts.category or 'no category'}")
-        if args.resume:
-            print(resume_message(Path(args.resume)))
 
     def say(message: str) -> None:
-        print(f"{message} ...", flush=True)
+        print(message, flush=True)
 
     result = fit_clip(args.config, resume=args.resume, overrides=args.overrides, on_start=announce, say=say)
     run_dir = result.run_dir
@@ -201,7 +198,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
     cfg, config = _run_config(args, PriorTrainConfig, "train-prior")
     run_dir = Path(config.run_dir)
 
-    from hoirecon.systems.common import make_trainer, resume_message, run_training, start_run
+    from hoirecon.systems.common import last_checkpoint, make_trainer, resume_message, run_training, start_run
     from hoirecon.systems.prior import PriorDataModule, PriorSystem, network_config
 
     network = network_config(config.network)
@@ -215,12 +212,16 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
         check_val_every_n_epoch=None,
         limit_val_batches=config.train.val_batches,
     )
-    if trainer.global_rank == 0:
-        if args.resume:
+    checkpoint = None
+    if args.resume:
+        if trainer.global_rank == 0:
             clean_after_interruption(run_dir)
-            print(resume_message(run_dir))
+        checkpoint = last_checkpoint(run_dir)
+        if trainer.global_rank == 0:
+            print(resume_message(run_dir, checkpoint))
+    if trainer.global_rank == 0:
         save_config(cfg, run_dir / "config.yaml")
-    run_training(trainer, system, run_dir, bool(args.resume), "train-prior", datamodule=data)
+    run_training(trainer, system, run_dir, checkpoint, "train-prior", datamodule=data)
     if trainer.global_rank == 0:
         path = system.export(run_dir / "prior.safetensors")
         print(f"prior checkpoint: {path}")

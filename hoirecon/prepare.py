@@ -192,7 +192,7 @@ def masks_for_clip(
         K = file.read("K", [("N", 3, 3), (3, 3)], n)
         report.raise_if_errors()
         K = np.broadcast_to(K, (n, 3, 3)).copy() if K.shape == (3, 3) else K
-        cameras = {key: a for key, a in file.arrays.items() if isinstance(a, np.ndarray)}
+        cameras = file.stored()
     elif fov_degrees > 0:
         K = np.broadcast_to(intrinsics_from_fov(fov_degrees, h, w).numpy(), (n, 3, 3)).copy()
     else:

@@ -31,7 +31,7 @@ def write_outputs(
     is told each stage."""
     mesh = write_fit_outputs(scene, clip, run_dir, mesh_resolution, preview, say)
     if clip.gt is not None and say is not None:
-        say("scoring against the ground truth")
+        say("scoring against the ground truth ...")
     metrics = {**evaluate(scene, clip, mesh), **(fit_stats or {})} if clip.gt is not None else {}
     if metrics:
         atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=1))

@@ -11,7 +11,7 @@ from hoirecon.api import run_config
 from hoirecon.cli import main
 from hoirecon.errors import ConfigError, DataError
 from hoirecon.schema import FitConfig, PriorTrainConfig
-from hoirecon.systems.common import resume_message
+from hoirecon.systems.common import last_checkpoint, resume_message
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "configs" / "fit" / "demo.yaml"
@@ -30,13 +30,14 @@ def test_a_folder_with_a_started_run_is_refused_for_a_new_run(tmp_path):
     with pytest.raises(DataError, match="already holds a run") as info:
         run_config(FitConfig, DEMO, run_dir=str(tmp_path))
     assert "--resume" in info.value.hint
-    assert "no checkpoint yet" in resume_message(tmp_path) and "step 0" in resume_message(tmp_path)
+    message = resume_message(tmp_path, last_checkpoint(tmp_path))
+    assert "no checkpoint yet" in message and "step 0" in message
 
 
 def test_resume_says_the_step_it_continues_from(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     torch.save({"global_step": 37, "state_dict": {}}, tmp_path / "checkpoints" / "last.ckpt")
-    assert resume_message(tmp_path).startswith(f"resuming {tmp_path} from step 37")
+    assert resume_message(tmp_path, last_checkpoint(tmp_path)).startswith(f"resuming {tmp_path} from step 37")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")

@@ -64,6 +64,10 @@ class ArrayFile:
     def __contains__(self, key: str | None) -> bool:
         return key in self.arrays
 
+    def stored(self) -> dict[str | None, np.ndarray]:
+        """The readable arrays as they are stored (unchecked), e.g. to copy them on."""
+        return {k: v for k, v in self.arrays.items() if not isinstance(v, str)}
+
     def origin(self, key: str | None = None) -> Origin:
         return Origin(str(self.path), key if self.kind == "npz" else None)
 

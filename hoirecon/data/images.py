@@ -8,6 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 
 from hoirecon.data.clip import Report, short_list
+from hoirecon.data.files import first_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: Formats whose compression blurs a mask's edges into grey levels.
@@ -109,6 +110,5 @@ def _read(report: Report, path: Path) -> np.ndarray | None:
     try:
         return np.asarray(iio.imread(path))
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the file's problem
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        report.error(f"{path}: unreadable image ({first})")
+        report.error(f"{path}: unreadable image ({first_line(exc)})")
         return None

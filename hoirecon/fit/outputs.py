@@ -60,14 +60,14 @@ def write_fit_outputs(
     ``say(message)`` is told each stage (these take minutes on a loaded machine)."""
     say = say or (lambda message: None)
     run_dir = Path(run_dir)
-    say(f"extracting the object mesh (grid {mesh_resolution}^3)")
+    say(f"extracting the object mesh (grid {mesh_resolution}^3) ...")
     try:
         mesh = object_mesh(scene, mesh_resolution)
     except EmptySurfaceError:
         mesh = None
-    say("writing meshes, poses and hands")
+    say("writing meshes, poses and hands ...")
     write_meshes_and_poses(scene, run_dir, mesh, clip.frame_names, (".obj", ".ply"))
-    say("rendering the preview")
+    say("rendering the preview ...")
     save_preview(scene, clip, mesh, run_dir / "preview.png", **preview)
     return mesh
 

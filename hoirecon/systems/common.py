@@ -70,9 +70,9 @@ def readable_checkpoint(path: Path) -> bool:
         return False
 
 
-def resume_message(run_dir: Path) -> str:
-    """What ``--resume run_dir`` will do, for the user: the step it continues from, or a fresh start."""
-    checkpoint = last_checkpoint(run_dir)
+def resume_message(run_dir: Path, checkpoint: Path | None) -> str:
+    """What resuming ``run_dir`` from ``checkpoint`` (``last_checkpoint``'s) does, for the user: the
+    step it continues from, or a fresh start."""
     if checkpoint is None:
         return f"{run_dir}: no checkpoint yet (the run stopped before its first); starting from step 0"
     step = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True).get("global_step", "?")
@@ -101,11 +101,14 @@ class LastCheckpoint(Callback):
             self.interrupted_at = trainer.global_step
 
 
-def run_training(trainer: L.Trainer, system: L.LightningModule, run_dir: Path, resume: bool, command: str, **kw):
-    """``trainer.fit`` from the run's last checkpoint when resuming; an interrupted run (Ctrl-C) ends
-    in ``Interrupted`` saying where its checkpoint is and how to resume, not Lightning's bare exit."""
+def run_training(
+    trainer: L.Trainer, system: L.LightningModule, run_dir: Path, checkpoint: Path | None, command: str, **kw
+):
+    """``trainer.fit`` from ``checkpoint`` (a resumed run's ``last_checkpoint``, else None); an
+    interrupted run (Ctrl-C) ends in ``Interrupted`` saying where its checkpoint is and how to
+    resume, not Lightning's bare exit."""
     try:
-        trainer.fit(system, ckpt_path=last_checkpoint(run_dir) if resume else None, **kw)
+        trainer.fit(system, ckpt_path=checkpoint, **kw)
     except SystemExit:
         saver = next((c for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None)
         if saver is None or not trainer.interrupted:

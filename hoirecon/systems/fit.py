@@ -231,28 +231,31 @@ def build_fit(config: FitConfig) -> FitParts:
     return FitParts(clip, scene, system, category, config, list(init.notes))
 
 
-def run_clip(run_dir: Path) -> Clip:
-    """The clip a run fitted, from its config.yaml, without rebuilding the fit."""
+def run_fit_config(run_dir: Path) -> FitConfig:
+    """The validated config a run saved (its config.yaml)."""
     from hoirecon.config import compose, validate
 
     if not (run_dir / "config.yaml").is_file():
         raise DataError(f"{run_dir}: not a run folder (no config.yaml)")
-    config = validate(compose(run_dir / "config.yaml", []), FitConfig)
+    return validate(compose(run_dir / "config.yaml", []), FitConfig)
+
+
+def run_clip(run_dir: Path) -> Clip:
+    """The clip a run fitted, from its config.yaml, without rebuilding the fit."""
+    config = run_fit_config(run_dir)
     return load_clip(config.clip, config.clip_format or "auto")
 
 
 def load_run(run_dir: str | Path) -> FitParts:
     """Rebuild a run's fit from its config.yaml and its last checkpoint (for export and evaluation)."""
-    from hoirecon.config import compose, validate
     from hoirecon.systems.common import last_checkpoint
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise DataError(f"{run_dir}: not a run folder (no config.yaml)")
+    config = run_fit_config(run_dir)
     checkpoint = last_checkpoint(run_dir)
     if checkpoint is None:
         raise DataError(f"{run_dir}: no checkpoints/last.ckpt; the run has not saved a step yet")
-    parts = build_fit(validate(compose(run_dir / "config.yaml", []), FitConfig))
+    parts = build_fit(config)
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     parts.system.on_load_checkpoint(state)
     parts.system.load_state_dict(state["state_dict"])

@@ -17,6 +17,19 @@ NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 @contextlib.contextmanager
+def _no_space_as_error(path: Path) -> Iterator[None]:
+    """A write of ``path`` that runs out of room as one ``OutOfSpaceError`` naming it."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise OutOfSpaceError(
+                f"{path}: no space left to write it ({os.strerror(exc.errno)}); the old file, if any, is untouched"
+            ) from None
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
@@ -31,16 +44,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        if tmp_path.exists():  # mkstemp makes the file private; give it the usual permissions
-            os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, path)
-    except OSError as exc:
-        if exc.errno in NO_SPACE:
-            raise OutOfSpaceError(
-                f"{path}: no space left to write it ({os.strerror(exc.errno)}); the old file, if any, is untouched"
-            ) from None
-        raise
+        with _no_space_as_error(path):
+            yield tmp_path
+            if tmp_path.exists():  # mkstemp makes the file private; give it the usual permissions
+                os.chmod(tmp_path, 0o666 & ~_umask())
+            os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -69,19 +77,16 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes the folder private; give it the usual permissions
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", suffix=".tmp", dir=path.parent))
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except OSError as exc:
-        if exc.errno in NO_SPACE:
-            raise OutOfSpaceError(f"{path}: no space left to write it ({os.strerror(exc.errno)}); untouched") from None
-        raise
+        with _no_space_as_error(path):
+            yield tmp
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes the folder private; give it the usual permissions
+            if path.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", suffix=".tmp", dir=path.parent))
+                os.replace(path, old / path.name)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hoirecon.data.clip import Clip, Origin, Report, check_array, finish
+from hoirecon.data.files import first_line
 from hoirecon.data.images import IMAGE_SUFFIXES, list_frames, match_frames, read_masks, read_rgb
 from hoirecon.dataclass_config import ranged
 from hoirecon.geometry.camera import intrinsics_from_fov
@@ -41,8 +42,7 @@ def read_video(report: Report, path: Path, stride: int = 1, max_frames: int = 0)
                     if max_frames and len(frames) >= max_frames:
                         break
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the file's problem
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        report.error(f"{path}: unreadable video ({first})")
+        report.error(f"{path}: unreadable video ({first_line(exc)})")
         return None
     if not frames:
         report.error(f"{path}: video has no frames")

@@ -25,7 +25,7 @@ import trimesh
 import yaml
 
 from hoirecon.data.clip import Clip, ClipGT, HandParams, Origin, Report, Shape, check_fps, finish
-from hoirecon.data.files import ArrayFile, read_text
+from hoirecon.data.files import ArrayFile, first_line, read_text
 from hoirecon.data.images import list_frames, match_frames, read_masks, read_rgb
 from hoirecon.errors import DataError
 from hoirecon.registry import register
@@ -42,21 +42,12 @@ HAND_FILE_SHAPES: dict[str, Shape | list[Shape]] = {
 }
 
 
-def read_npz(report: Report, path: Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:
-    """The readable arrays of an .npz as they are stored, or None after reporting why the file is unusable.
-
-    Loaders read through ``ArrayFile.read``, which also checks each array; this is for copying arrays on.
-    """
-    file = ArrayFile(report, path, required)
-    return {k: v for k, v in file.arrays.items() if not isinstance(v, str)} if file.ok else None
-
-
 def read_mesh(report: Report, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """(vertices (V,3) float32, faces (F,3) int64) of a mesh file, or None after reporting why not."""
     try:
         mesh = trimesh.load(path, force="mesh", process=False)
     except Exception as exc:  # noqa: BLE001 - any parser failure is the file's problem
-        report.error(f"{path}: unreadable mesh ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+        report.error(f"{path}: unreadable mesh ({first_line(exc)})")
         return None
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         report.error(f"{path}: no triangles in the mesh")
