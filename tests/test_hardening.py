@@ -246,3 +246,34 @@ def test_last_checkpoint_also_by_time(clip_dir, tmp_path):
     assert saved[-1] == (tmp_path / "last.ckpt", 7) and timed.interrupted_at == 7
     timed.on_exception(Trainer(), None, ValueError())  # other failures are not checkpointed
     assert len(saved) == 2
+
+
+def test_a_folder_as_the_mano_file_says_so(tmp_path):
+    from hoirecon.registry import build
+
+    with pytest.raises(DataError, match="a folder; hand.model_path names the MANO file itself"):
+        build("hand_model", {"type": "mano", "model_path": str(tmp_path)})
+
+
+def test_the_no_hands_hint_follows_the_layout():
+    from hoirecon.registry import build
+    from tests.test_init import ToyHand, clip_with
+
+    provided = build("initializer", "provided")
+    with pytest.raises(DataError, match="a video or image folder holds none") as folder:
+        provided.initialize(clip_with(source="folder (video.mp4)"), ToyHand())
+    assert "initializer.type=mediapipe" in folder.value.hint and "add hands.npz" not in folder.value.hint
+    with pytest.raises(DataError, match=r"no initial hands \(hands.npz\)") as layout:
+        provided.initialize(clip_with(), ToyHand())
+    assert "add hands.npz" in layout.value.hint
+
+
+def test_a_mesh_named_after_no_category_is_warned_about(tmp_path, capsys):
+    import trimesh
+
+    trimesh.creation.box((0.06, 0.04, 0.1)).export(tmp_path / "scan.obj")
+    args = ["synth", "clip", "--object-mesh", str(tmp_path / "scan.obj"), "--frames", "2", "--resolution", "32"]
+    assert main([*args, "--out", str(tmp_path / "clip")]) == 0
+    out = capsys.readouterr()
+    assert "category 'scan' (the mesh's file name) is not one the prior knows" in out.err and "--category" in out.err
+    assert "of the scan category" in out.out and " a scan" not in out.out
