@@ -14,7 +14,7 @@ $(BIN)/hoirecon: setup.cfg pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.dev: $(BIN)/hoirecon plugins/hoirecon-example/setup.cfg plugins/hoirecon-smooth/setup.cfg
-	$(PIP) -e '.[dev,meshes,video]' -e plugins/hoirecon-example -e plugins/hoirecon-smooth
+	$(PIP) -e '.[dev,meshes,video,ray]' -e plugins/hoirecon-example -e plugins/hoirecon-smooth
 	touch $@
 
 install: $(BIN)/hoirecon

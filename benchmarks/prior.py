@@ -12,7 +12,8 @@
     the cost of a step with score distillation against one without (``sds_step_ratio``).
 
 Usage: benchmarks/prior.py [--checkpoint FILE] [--data data/prior/r32] [--out runs/bench-prior]
-[--jobs 2] [--steps 800] [--seeds 0,1] [--prior-variant sds] [--skip-ablation] [--skip-heldout].
+[--jobs 2] [--steps 800] [--seeds 0,1] [--variants none,x0h1] [--prior-variant x0h1] [--skip-ablation]
+[--skip-heldout].
 Last line: one JSON object.
 """
 
@@ -114,16 +115,29 @@ def contact_sheet(model, shards: list[Path], out: Path, per_category: int = 2, s
 
 
 def ablation(
-    out: Path, jobs: int, steps: int, checkpoint: str, seeds: list[int], preset: str = "narrow12"
+    out: Path,
+    jobs: int,
+    steps: int,
+    checkpoint: str,
+    seeds: list[int],
+    preset: str = "narrow12",
+    variants: list[str] | None = None,
 ) -> list[dict]:
     """Runs (resumably) ``configs/compare/prior-ablation.yaml`` through `hoirecon compare`, with the
-    prior checkpoint ``checkpoint`` in every named variant and the given seeds; returns results.csv's rows."""
+    prior checkpoint ``checkpoint`` in every named variant (or in those of ``variants``, "none" always
+    among them) and the given seeds; returns results.csv's rows."""
     split = out / preset
     subprocess.run(
         [HOIRECON, "synth", "split", "--preset", preset, "--frames", "16", "--resolution", "96", "--out", str(split)],
         check=True,
     )
     config = OmegaConf.load(REPO / "configs/compare/prior-ablation.yaml")
+    if variants:
+        unknown = sorted(set(variants) - set(config.named_variants))
+        if unknown:
+            raise SystemExit(f"error: --variants: unknown {unknown} (the ablation has {list(config.named_variants)})")
+        keep = ["none", *[v for v in variants if v != "none"]]
+        config.named_variants = {k: config.named_variants[k] for k in keep}
     for name, overrides in config.named_variants.items():
         config.named_variants[name] = [
             f"prior.checkpoint={checkpoint}" if o.startswith("prior.checkpoint=") else o for o in overrides
@@ -137,7 +151,8 @@ def ablation(
     subprocess.run(cmd, check=True, cwd=REPO)
     with open(out / "compare" / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    return [{k: (v if k in ("variant", "clip", "category") else float(v)) for k, v in r.items()} for r in rows]
+    text = ("variant", "clip", "category", "error")
+    return [{k: (v if k in text else float(v)) for k, v in r.items()} for r in rows if not r.get("error")]
 
 
 def sds_step_ratio(clip: Path, checkpoint: str, fitted: Path | None = None, repeats: int = 6) -> float:
@@ -188,7 +203,8 @@ def main() -> None:
     parser.add_argument("--skip-ablation", action="store_true")
     parser.add_argument("--skip-heldout", action="store_true", help="no held-out loss and contact sheet (no --data)")
     parser.add_argument("--seeds", default="0,1", help="fit seeds, e.g. 0 for a first pass (runs resume)")
-    parser.add_argument("--prior-variant", default="sds", help="the variant the JSON's *_prior keys report")
+    parser.add_argument("--variants", default="", help="named variants to run, e.g. none,x0h1 (default: all)")
+    parser.add_argument("--prior-variant", default="x0h1", help="the variant the JSON's *_prior keys report")
     parser.add_argument("--preset", default="narrow12", help="the narrow-arc split (narrow12: 12 clips)")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -210,7 +226,8 @@ def main() -> None:
 
     if not args.skip_ablation:
         seeds = [int(x) for x in args.seeds.split(",")]
-        rows = ablation(Path(args.out), args.jobs, args.steps, args.checkpoint, seeds, args.preset)
+        variants = [v for v in args.variants.split(",") if v]
+        rows = ablation(Path(args.out), args.jobs, args.steps, args.checkpoint, seeds, args.preset, variants)
         f5, f10, u5 = "object/f@5mm[rigid]", "object/f@10mm[rigid]", "object/unseen_f@5mm[rigid]"
         cd, mpjpe = "object/chamfer_cm2[rigid]", "hand/mpjpe_mm[root]"
         names = list(dict.fromkeys(r["variant"].split(",")[0] for r in rows))
@@ -228,6 +245,9 @@ def main() -> None:
                 f"{mean([r.get('fit/sds_steps', float('nan')) for r in mine]):>10.0f}"
             )
         others = [k for k in names if k != "none"]
+        if not others:  # the no-prior runs alone (a first pass)
+            print(json.dumps(summary))
+            return
         categories = sorted({r["category"] for r in rows})
         print(f"\n{'category':<12}{'F@5 none':>9}" + "".join(f"{k:>9}{'change':>8}" for k in others))
         for c in categories:

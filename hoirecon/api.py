@@ -155,6 +155,62 @@ def fit_clip(
     )
 
 
+@dataclass
+class PriorTrainResult:
+    """A finished ``train_prior``: the exported checkpoint (rank 0; None on the other ranks), the
+    trained system (its ``model`` and ``averaged`` copy) and the rank of this process."""
+
+    run_dir: Path
+    checkpoint: Path | None
+    system: Any
+    global_rank: int
+    world_size: int
+    steps: int
+
+
+def train_prior(
+    config: str | Path | Mapping[str, Any] | None = None,
+    *,
+    resume: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    say=print,
+    **keys: Any,
+) -> PriorTrainResult:
+    """Train the diffusion prior (``hoirecon train-prior``): on this machine, in DDP processes
+    (``trainer.devices``), or as one node of several (``trainer.num_nodes``; every node runs this same
+    call, docs/prior.md "Several machines"). Rank 0 writes the run's files and ``prior.safetensors``."""
+    from hoirecon.schema import PriorTrainConfig
+    from hoirecon.systems.common import last_checkpoint, make_trainer, resume_message, run_training, start_run
+    from hoirecon.systems.prior import PriorDataModule, PriorSystem, network_config
+
+    tree, config = run_config(PriorTrainConfig, config, resume, overrides, **keys)
+    run_dir = Path(config.run_dir)
+    network = network_config(config.network)
+    start_run(config.trainer)
+    data = PriorDataModule(config.data, network.resolution, seed=config.trainer.seed)
+    system = PriorSystem(network, config.train)
+    trainer = make_trainer(
+        config.trainer,
+        run_dir,
+        val_check_interval=config.train.val_every_n_steps,
+        check_val_every_n_epoch=None,
+        limit_val_batches=config.train.val_batches,
+    )
+    rank0 = trainer.global_rank == 0
+    checkpoint = None
+    if resume is not None:
+        if rank0:
+            clean_after_interruption(run_dir)
+        checkpoint = last_checkpoint(run_dir)
+        if rank0:
+            say(resume_message(run_dir, checkpoint))
+    if rank0:
+        save_config(tree, run_dir / "config.yaml")
+    run_training(trainer, system, run_dir, checkpoint, "train-prior", datamodule=data)
+    exported = system.export(run_dir / "prior.safetensors") if rank0 else None
+    return PriorTrainResult(run_dir, exported, system, trainer.global_rank, trainer.world_size, trainer.global_step)
+
+
 def _launched_rank() -> bool:
     """Whether this process is one Lightning (or torchrun) launched for a rank other than 0."""
     return any(int(os.environ.get(name, "0") or 0) > 0 for name in ("LOCAL_RANK", "RANK", "NODE_RANK"))

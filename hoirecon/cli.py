@@ -67,20 +67,16 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_config(args: argparse.Namespace, schema: type, command: str):
-    """The config of a run: --config FILE, or a run folder's saved config.yaml (--resume), plus overrides."""
-    from hoirecon.api import run_config
-
+def _require_config(args: argparse.Namespace, command: str) -> None:
+    """A run needs --config FILE or --resume RUN_DIR."""
     if not (args.config or args.resume):
         raise HoireconError(f"{command} needs --config FILE or --resume RUN_DIR", hint=f"hoirecon {command} --help")
-    return run_config(schema, args.config, args.resume, args.overrides)
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from hoirecon.api import fit_clip
 
-    if not (args.config or args.resume):
-        raise HoireconError("fit needs --config FILE or --resume RUN_DIR", hint="hoirecon fit --help")
+    _require_config(args, "fit")
 
     def announce(parts) -> None:
         clip = parts.clip
@@ -168,16 +164,26 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from hoirecon.schema import CompareConfig
     from hoirecon.utils.progress import progress_bar
 
-    cfg = compose(Path(args.config), args.overrides)
+    overrides = [*args.overrides, *([f"ray.address={args.address}"] if args.address is not None else [])]
+    cfg = compose(Path(args.config), overrides)
     config = validate(cfg, CompareConfig)
     shard = compare.parse_shard(args.shard)
     jobs = compare.plan(config, shard)
     out = Path(config.run_dir)
     save_config(cfg, out / "config.yaml")
     todo = [j for j in jobs if not j.done]
-    print(f"{len(jobs)} runs in this shard ({len(jobs) - len(todo)} finished already), {args.jobs} at a time")
-    with progress_bar(len(todo), "runs") as advance:
-        failures = compare.run_all(jobs, config, args.jobs, advance, threads=args.threads)
+    finished_already = f"{len(jobs)} runs in this shard ({len(jobs) - len(todo)} finished already)"
+    if args.backend == "ray":
+        from hoirecon.eval.compare_ray import run_all_ray
+
+        where = config.ray.address or "a Ray instance on this machine"
+        print(f"{finished_already}, as Ray tasks on {where} ({config.ray.num_cpus:g} CPUs each)")
+        with progress_bar(len(todo), "runs") as advance:
+            failures = run_all_ray(jobs, config, advance, threads=args.threads)
+    else:
+        print(f"{finished_already}, {args.jobs} at a time")
+        with progress_bar(len(todo), "runs") as advance:
+            failures = compare.run_all(jobs, config, args.jobs, advance, threads=args.threads)
     for job, error in failures:
         print(f"error: {job.run_dir}: {error}", file=sys.stderr)
     rows = compare.collect(config)
@@ -191,40 +197,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_prior(args: argparse.Namespace) -> int:
-    from hoirecon.api import clean_after_interruption
-    from hoirecon.config import save_config
-    from hoirecon.schema import PriorTrainConfig
+    from hoirecon.api import train_prior
 
-    cfg, config = _run_config(args, PriorTrainConfig, "train-prior")
-    run_dir = Path(config.run_dir)
-
-    from hoirecon.systems.common import last_checkpoint, make_trainer, resume_message, run_training, start_run
-    from hoirecon.systems.prior import PriorDataModule, PriorSystem, network_config
-
-    network = network_config(config.network)
-    start_run(config.trainer)
-    data = PriorDataModule(config.data, network.resolution, seed=config.trainer.seed)
-    system = PriorSystem(network, config.train)
-    trainer = make_trainer(
-        config.trainer,
-        run_dir,
-        val_check_interval=config.train.val_every_n_steps,
-        check_val_every_n_epoch=None,
-        limit_val_batches=config.train.val_batches,
-    )
-    checkpoint = None
-    if args.resume:
-        if trainer.global_rank == 0:
-            clean_after_interruption(run_dir)
-        checkpoint = last_checkpoint(run_dir)
-        if trainer.global_rank == 0:
-            print(resume_message(run_dir, checkpoint))
-    if trainer.global_rank == 0:
-        save_config(cfg, run_dir / "config.yaml")
-    run_training(trainer, system, run_dir, checkpoint, "train-prior", datamodule=data)
-    if trainer.global_rank == 0:
-        path = system.export(run_dir / "prior.safetensors")
-        print(f"prior checkpoint: {path}")
+    _require_config(args, "train-prior")
+    result = train_prior(args.config, resume=args.resume, overrides=args.overrides)
+    if result.checkpoint is not None:
+        print(f"prior checkpoint: {result.checkpoint}")
     return 0
 
 
@@ -463,8 +441,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("compare", "fit a grid of variants over clips and tabulate", _cmd_compare)
     p.add_argument("--config", required=True, help="YAML config (see configs/compare/)")
     p.add_argument("--shard", help="i/n: run only this shard of the grid")
-    p.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    p.add_argument("--jobs", type=int, default=1, help="parallel processes (local backend)")
     p.add_argument("--threads", type=int, default=0, help="threads per process (default: the cores split between jobs)")
+    p.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local: processes on this machine; ray: Ray tasks (the ray: section; pip install -e '.[ray]')",
+    )
+    p.add_argument("--address", help="the Ray cluster's address (ray.address): 'auto', 'ray://host:10001'")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. hoi4d.root=/data")
 
     p = add("export", "re-extract meshes and poses from a run's checkpoint", _cmd_export)

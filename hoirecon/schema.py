@@ -31,6 +31,9 @@ class TrainerSection:
     accelerator: str = ranged("cpu", choices=("cpu", "auto", "gpu", "cuda"))
     #: Processes (CPU) or GPUs; with more than one, use strategy "ddp".
     devices: int = ranged(1, at_least=1)
+    #: Machines, each running ``devices`` processes (strategy "ddp"; every node runs the same command
+    #: with MASTER_ADDR, MASTER_PORT and NODE_RANK set, or under SLURM/torchrun: docs/prior.md).
+    num_nodes: int = ranged(1, at_least=1)
     strategy: str = "auto"
     progress_bar: bool = True
 
@@ -244,6 +247,23 @@ class Hoi4dClipsSection:
 
 
 @dataclass
+class RaySection:
+    """``hoirecon compare --backend ray``: each run a Ray task (docs/compare.md, "On a Ray cluster")."""
+
+    #: ``ray.init`` address: "" starts a Ray instance on this machine; "auto" joins the cluster this
+    #: machine is part of (``ray start``); "ray://host:10001" a remote cluster's client port.
+    address: str = ""
+    #: CPUs and GPUs Ray reserves for each fit (the scheduler packs fits by them).
+    num_cpus: float = ranged(1.0, above=0)
+    num_gpus: float = ranged(0.0, at_least=0)
+    #: Torch threads per fit; 0: num_cpus (rounded down, at least 1).
+    threads: int = ranged(0, at_least=0)
+    #: A fit whose worker process dies (killed, out of memory, node lost) is run again, resuming
+    #: from its last checkpoint, up to this many times; then it is reported as failed.
+    max_retries: int = ranged(2, at_least=0)
+
+
+@dataclass
 class CompareConfig:
     """``hoirecon compare``: every variant fitted on every clip, then tabulated."""
 
@@ -266,6 +286,7 @@ class CompareConfig:
     #: Overrides for every run, e.g. trainer.max_steps=500.
     overrides: list[str] = field(default_factory=list)
     run_dir: str = "runs/compare"
+    ray: RaySection = field(default_factory=RaySection)
     #: metrics.json keys tabulated and plotted.
     metrics: list[str] = field(
         default_factory=lambda: [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -95,3 +96,31 @@ def test_pillow_charts_draw_their_data(tmp_path):
     # the scatter's label, written left of a point at the right edge, leaves the last columns white
     right = np.asarray(Image.open(points).convert("RGB"))[:, -3:]
     assert (right == 255).all()
+
+
+def test_the_grasp_view_has_a_frame_slider_and_colours_penetrating_vertices(tmp_path):
+    from hoirecon.eval.report import INSIDE_COLOUR, evenly_spaced, grasp_figure
+
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.04)
+    outside = trimesh.creation.box((0.02, 0.02, 0.02))
+    outside.apply_translation((0.1, 0, 0))
+    sunk = trimesh.creation.box((0.02, 0.02, 0.02))
+    sunk.apply_translation((0.04, 0, 0))  # 4 of its 8 corners inside the sphere
+    fig = grasp_figure(sphere, [("000000", outside), ("000005", sunk)])
+    obj, first, second = fig.data
+    assert obj.opacity < 1 and first.visible is True and second.visible is False
+    assert first.name == "hand 000000: 0 vertices inside" and INSIDE_COLOUR not in first.vertexcolor
+    assert second.name.startswith("hand 000005: 4 vertices inside, ")
+    # the deepest corner, (0.03, 0.01, 0.01), lies 40 - 1000 * sqrt(0.0011) = 6.8 mm inside the sphere;
+    # the icosphere's flat faces sit up to 0.3 mm inside it
+    depth_mm = float(re.search(r"([0-9.]+) mm deep$", second.name).group(1))
+    assert 6.4 <= depth_mm <= 6.9
+    assert list(second.vertexcolor).count(INSIDE_COLOUR) == 4
+    steps = fig.layout.sliders[0].steps
+    assert [s.label for s in steps] == ["000000", "000005"] and steps[1].args[0]["visible"] == [True, False, True]
+    assert evenly_spaced(list(range(10)), 4) == [0, 3, 6, 9] and evenly_spaced([1, 2], 4) == [1, 2]
+    # and the page: the legend of the losses sits below their plot
+    run = fake_run(tmp_path / "run")
+    sunk.export(run / "hands" / "000005.obj")
+    text = run_report(run).read_text()
+    assert "hand 000005: 4 vertices inside" in text and '"sliders"' in text

@@ -172,3 +172,56 @@ def test_init_from_starts_from_a_checkpoints_weights(tmp_path):
     other = NetworkConfig(16, [16, 32], ["DownBlock2D", "DownBlock2D"], norm_num_groups=8)
     with pytest.raises(ConfigError, match="train.init_from: .* has another network"):
         PriorSystem(other, PriorTrainSection(init_from=str(path)))
+
+
+# One "node" of a multi-node training: the same call on every machine (hoirecon.api.train_prior), which
+# then reports what its rank holds: a digest of the weights it trained and of the ones it started from.
+NODE = """
+import hashlib, json, sys
+import torch
+from hoirecon.api import train_prior
+
+def digest(module):
+    h = hashlib.sha256()
+    for value in module.state_dict().values():
+        h.update(value.detach().to(torch.float64).numpy().tobytes())
+    return h.hexdigest()
+
+config, out, *overrides = sys.argv[1:]
+result = train_prior(config, overrides=overrides)
+report = {"rank": result.global_rank, "world": result.world_size, "steps": result.steps,
+          "weights": digest(result.system.model), "checkpoint": str(result.checkpoint)}
+with open(out, "w") as f:
+    json.dump(report, f)
+"""
+
+
+@pytest.mark.slow  # two processes, one per "node", over gloo on localhost
+def test_train_prior_on_two_nodes(tmp_path):
+    """Lightning's multi-node path as a cluster runs it: every node the same command, with MASTER_ADDR,
+    MASTER_PORT and NODE_RANK set (what SLURM or torchrun provide). The nodes train on different shards,
+    so only the gradients' all-reduce keeps their weights equal after a step."""
+    import json
+    import os
+    import socket
+
+    data = make_shards(tmp_path / "data", n_shards=4)
+    run = tmp_path / "run"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [*TINY, f"data.path={data}", f"run_dir={run}", "trainer.max_steps=2", "trainer.num_nodes=2"]
+    args += ["trainer.devices=1", "trainer.strategy=ddp", "trainer.threads=1"]
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "NODE_RANK": str(rank)}
+        env.update({"LOCAL_RANK": "0", "WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"})
+        cmd = [sys.executable, "-c", NODE, str(REPO / "configs/prior/default.yaml"), str(tmp_path / f"node{rank}.json")]
+        procs.append(subprocess.Popen([*cmd, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    outputs = [p.communicate(timeout=300)[0].decode(errors="replace") for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-1500:] + outputs[1][-1500:]
+    reports = [json.loads((tmp_path / f"node{rank}.json").read_text()) for rank in (0, 1)]
+    assert [r["rank"] for r in reports] == [0, 1] and all(r["world"] == 2 and r["steps"] == 2 for r in reports)
+    assert reports[0]["weights"] == reports[1]["weights"]
+    assert reports[0]["checkpoint"] == str(run / "prior.safetensors") and reports[1]["checkpoint"] == "None"
+    assert load_checkpoint(run / "prior.safetensors")[1]["steps"] == 2

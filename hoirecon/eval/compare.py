@@ -16,6 +16,7 @@ import json
 import math
 import multiprocessing
 import os
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from hoirecon.errors import DataError, HoireconError
 from hoirecon.schema import CompareConfig
 from hoirecon.utils.io import atomic_write_text
 from hoirecon.utils.stats import mean_finite
+
+#: A failed run's error, in its folder until the run finishes (``record_outcome``).
+FAILED = "failed.json"
 
 
 @dataclass
@@ -120,14 +124,20 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return i, n
 
 
+def fit_request(job: Job, cfg: CompareConfig, threads: int) -> dict:
+    """What one run's fit is asked to do: resume the run when it was started before (with or without a
+    checkpoint yet), else start it from the comparison's fit config. Decided where the fit runs, at the
+    moment it starts, so that a retried run resumes."""
+    common = {"trainer.threads": threads, "trainer.progress_bar": False}
+    if (job.run_dir / "config.yaml").is_file():
+        return {"resume": str(job.run_dir), "overrides": [], "keys": common}
+    overrides = [f"clip={job.clip}", f"run_dir={job.run_dir}", *cfg.overrides, *job.overrides]
+    return {"config": cfg.fit_config, "overrides": overrides, "keys": common}
+
+
 def run_job(job: Job, cfg: CompareConfig, threads: int) -> tuple[Job, str]:
     """Run (or resume) one fit in a worker process; returns the job and '' or an error line."""
-    common = {"trainer.threads": threads, "trainer.progress_bar": False}
-    if (job.run_dir / "config.yaml").is_file():  # started before (with or without a checkpoint yet)
-        request = {"resume": str(job.run_dir), "overrides": [], "keys": common}
-    else:
-        overrides = [f"clip={job.clip}", f"run_dir={job.run_dir}", *cfg.overrides, *job.overrides]
-        request = {"config": cfg.fit_config, "overrides": overrides, "keys": common}
+    request = fit_request(job, cfg, threads)
     job.run_dir.mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no state shared with the driver
     receive, send = context.Pipe(duplex=False)
@@ -142,15 +152,26 @@ def run_job(job: Job, cfg: CompareConfig, threads: int) -> tuple[Job, str]:
     worker.join()
     if error is None and worker.exitcode != 0:
         error = f"the fit's worker process exited with code {worker.exitcode}"
+    record_outcome(job, error or "", time.perf_counter() - start)  # a resumed run counts from its resume
+    return job, error or ""
+
+
+def record_outcome(job: Job, error: str, seconds: float) -> None:
+    """A finished run's ``compare.json`` (its wall time), or a failed run's ``failed.json`` (its error,
+    tabulated until the run finishes on a later try)."""
+    failed = job.run_dir / FAILED
     if error:
-        return job, error
-    seconds = time.perf_counter() - start  # a resumed run counts from its resume
+        atomic_write_text(failed, json.dumps({"error": error, "variant": job.variant}))
+        return
     atomic_write_text(job.run_dir / "compare.json", json.dumps({"seconds": seconds, "variant": job.variant}))
-    return job, ""
+    failed.unlink(missing_ok=True)
 
 
-def _fit_worker(request: dict, log_path: str, send) -> None:
-    """In the worker: the fit's output to ``log_path``, then '' (done) or the error line down ``send``."""
+def fit_in_this_process(request: dict, log_path: str) -> str:
+    """Run one fit here, everything it prints appended to ``log_path``; '' when done, else the error line.
+
+    The process's own output goes to the log for good: call it in a process of its own (a spawned
+    worker, a Ray worker used once)."""
     with open(log_path, "a") as log:
         os.dup2(log.fileno(), 1)  # everything the fit prints, Lightning's and torch's too, goes to the log
         os.dup2(log.fileno(), 2)
@@ -159,6 +180,7 @@ def _fit_worker(request: dict, log_path: str, send) -> None:
         from hoirecon.utils.quiet import quiet_output
 
         quiet_output(False)
+        print(f"fit worker: process {os.getpid()} on {socket.gethostname()}", flush=True)
         try:
             fit_clip(
                 request.get("config"), resume=request.get("resume"), overrides=request["overrides"], **request["keys"]
@@ -172,7 +194,12 @@ def _fit_worker(request: dict, log_path: str, send) -> None:
             traceback.print_exc()
             message = f"{type(exc).__name__}: {exc}"
         print(message or "done", flush=True)
-        send.send(message)
+    return message
+
+
+def _fit_worker(request: dict, log_path: str, send) -> None:
+    """In a spawned worker: the fit, then '' (done) or the error line down ``send``."""
+    send.send(fit_in_this_process(request, log_path))
 
 
 def run_all(
@@ -199,20 +226,32 @@ def run_all(
 
 
 def collect(cfg: CompareConfig) -> list[dict]:
-    """One row per finished run: variant, clip, category, minutes and the configured metrics."""
+    """One row per finished or failed run: variant, clip, category, minutes, the configured metrics and
+    ``error`` ('' for a finished run; a failed one has NaN minutes and metrics)."""
     rows = []
     for job in plan(cfg):
-        if not job.done:
+        failed = job.run_dir / FAILED
+        if not job.done and not failed.is_file():
             continue
-        info = json.loads((job.run_dir / "compare.json").read_text())
-        metrics_path = job.run_dir / "metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
         meta = job.clip / "meta.yaml"
         category = (yaml.safe_load(meta.read_text()) or {}).get("category", "") if meta.is_file() else ""
-        row = {"variant": job.variant, "clip": job.clip.name, "category": category, "minutes": info["seconds"] / 60}
-        row.update({key: metrics.get(key, math.nan) for key in cfg.metrics})
+        row = {"variant": job.variant, "clip": job.clip.name, "category": category}
+        if job.done:
+            info = json.loads((job.run_dir / "compare.json").read_text())
+            metrics_path = job.run_dir / "metrics.json"
+            metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+            row.update({"minutes": info["seconds"] / 60, **{key: metrics.get(key, math.nan) for key in cfg.metrics}})
+            row["error"] = ""
+        else:
+            row.update({"minutes": math.nan, **{key: math.nan for key in cfg.metrics}})
+            row["error"] = json.loads(failed.read_text())["error"]
         rows.append(row)
     return rows
+
+
+def finished(rows: list[dict]) -> list[dict]:
+    """The rows of runs that finished (``collect``'s failed runs left out)."""
+    return [r for r in rows if not r.get("error")]
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:
@@ -225,7 +264,10 @@ def write_csv(rows: list[dict], path: Path) -> Path:
 
 
 def markdown_table(rows: list[dict], metrics: list[str]) -> str:
-    """Mean per variant, then mean per variant and category; every column names its convention."""
+    """Mean per variant, then mean per variant and category (finished runs); every column names its
+    convention. Failed runs are listed after, with their errors."""
+    failed = [r for r in rows if r.get("error")]
+    rows = finished(rows)
     columns = ["minutes", *metrics]
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     lines = ["| variant | runs | " + " | ".join(columns) + " |", "|---|---:|" + "---:|" * len(columns)]
@@ -243,6 +285,10 @@ def markdown_table(rows: list[dict], metrics: list[str]) -> str:
                 if mine:
                     cells = [f"{mean_finite([r[m] for r in mine]):.3f}" for m in metrics]
                     lines.append(f"| {v} | {c} | {len(mine)} | " + " | ".join(cells) + " |")
+    if failed:
+        lines += ["", f"Failed runs ({len(failed)}; rerun the comparison to retry them):", ""]
+        lines += ["| variant | clip | error |", "|---|---|---|"]
+        lines += [f"| {r['variant']} | {r['clip']} | {r['error'].replace('|', '/')} |" for r in failed]
     return "\n".join(lines) + "\n"
 
 
@@ -253,6 +299,7 @@ def write_results(rows: list[dict], metrics: list[str], out: Path) -> str:
     write_csv(rows, out / "results.csv")
     table = markdown_table(rows, metrics)
     atomic_write_text(out / "results.md", table)
+    rows = finished(rows)
     by_variant: dict[str, list[dict]] = {}
     for row in rows:
         by_variant.setdefault(row["variant"], []).append(row)

@@ -1,7 +1,8 @@
 """Self-contained HTML reports (plotly.js embedded, so they open offline), for a run and for a comparison.
 
-A run's ``report.html``: its metrics, the fitted object and the first frame's hand as interactive 3D
-meshes (hand frame), the loss curves from its TensorBoard log and the preview image. A comparison's:
+A run's ``report.html``: its metrics, the grasp in 3D (the fitted object see-through and the hand of a
+frame chosen with a slider, penetrating hand vertices coloured; hand frame), the loss curves from its
+TensorBoard log and the preview image. A comparison's:
 the results table, a bar chart per metric and quality against time.
 """
 
@@ -70,6 +71,71 @@ def _mesh_trace(mesh: trimesh.Trimesh, name: str, colour: str, max_faces: int = 
     )  # fmt: skip
 
 
+HAND_COLOUR, INSIDE_COLOUR, OBJECT_COLOUR = "#e8b89a", "#d62728", "#4a78d8"
+
+
+def evenly_spaced(items: list, most: int) -> list:
+    """At most ``most`` of ``items``, evenly spaced, the first and the last included."""
+    if len(items) <= most:
+        return list(items)
+    return [items[round(i * (len(items) - 1) / (most - 1))] for i in range(most)]
+
+
+def grasp_figure(obj: trimesh.Trimesh | None, hands: list[tuple[str, trimesh.Trimesh]]):
+    """The object (see-through) and one hand mesh per frame, a slider choosing the frame; hand vertices
+    inside the object (winding number, ``MeshSDF``) are coloured, and each frame's name says how many
+    and how deep."""
+    import plotly.graph_objects as go
+    import torch
+
+    from hoirecon.geometry.mesh_sdf import MeshSDF
+
+    traces = []
+    if obj is not None and len(obj.faces):
+        trace = _mesh_trace(obj, "object", OBJECT_COLOUR)
+        trace.update(opacity=0.45)
+        traces.append(trace)
+    sdf = MeshSDF(obj) if obj is not None and len(obj.faces) else None
+    for i, (name, hand) in enumerate(hands):
+        v, f = np.asarray(hand.vertices), np.asarray(hand.faces)
+        depth = -sdf(torch.from_numpy(v)).numpy() if sdf is not None else np.zeros(len(v))
+        inside = depth > 0
+        label = f"hand {name}: {int(inside.sum())} vertices inside" + (
+            f", {1000 * depth.max():.1f} mm deep" if inside.any() else ""
+        )
+        traces.append(
+            go.Mesh3d(
+                x=v[:, 0],
+                y=v[:, 1],
+                z=v[:, 2],
+                i=f[:, 0],
+                j=f[:, 1],
+                k=f[:, 2],
+                vertexcolor=np.where(inside, INSIDE_COLOUR, HAND_COLOUR),
+                name=label,
+                showlegend=True,
+                visible=i == 0,
+                lighting={"ambient": 0.5, "diffuse": 0.7, "specular": 0.1},
+            )
+        )
+    fig = go.Figure(traces)
+    n_object = len(traces) - len(hands)
+    if len(hands) > 1:
+
+        def shown(i: int) -> list[bool]:
+            return [True] * n_object + [j == i for j in range(len(hands))]
+
+        steps = [
+            {"method": "restyle", "label": name, "args": [{"visible": shown(i)}]} for i, (name, _) in enumerate(hands)
+        ]
+        fig.update_layout(
+            sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "frame "}, "pad": {"t": 10}}]
+        )
+    legend = {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0}
+    fig.update_layout(scene={"aspectmode": "data"}, height=560, margin={"l": 0, "r": 0, "t": 30, "b": 0}, legend=legend)
+    return fig
+
+
 def loss_curves(tb_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
     """Scalar series (steps, values) from a TensorBoard log folder; empty if there is none."""
     if not tb_dir.is_dir():
@@ -97,20 +163,22 @@ def run_report(run_dir: str | Path) -> Path:
             "<h2>Metrics</h2>",
             _table(["metric [convention]", "value"], [[k, float(v)] for k, v in metrics.items()]),
         ]
-    traces = []
-    if (run_dir / "object_in_hand.obj").is_file():
-        traces.append(_mesh_trace(trimesh.load(run_dir / "object_in_hand.obj", force="mesh"), "object", "#4a78d8"))
+    object_path = run_dir / "object_in_hand.obj"
+    obj = trimesh.load(object_path, force="mesh") if object_path.is_file() else None
     hands = sorted((run_dir / "hands").glob("*.obj")) if (run_dir / "hands").is_dir() else []
-    if hands:
-        traces.append(_mesh_trace(trimesh.load(hands[0], force="mesh"), f"hand {hands[0].stem}", "#e0604a"))
-    if traces:
-        fig = go.Figure(traces)
-        fig.update_layout(scene={"aspectmode": "data"}, height=520, margin={"l": 0, "r": 0, "t": 10, "b": 0})
-        body += ["<h2>Object and hand (hand frame, metres; drag to turn)</h2>", _figure(fig, "meshes")]
+    if obj is not None or hands:
+        fig = grasp_figure(obj, [(p.stem, trimesh.load(p, force="mesh")) for p in evenly_spaced(hands, 24)])
+        body += [
+            "<h2>The grasp (hand frame, metres; drag to turn, the slider picks the frame)</h2>"
+            "<p>The object is see-through; hand vertices inside it are red.</p>",
+            _figure(fig, "meshes"),
+        ]
     curves = {tag: series for tag, series in loss_curves(run_dir / "tb").items() if tag.startswith("loss")}
     if curves:
         fig = go.Figure([go.Scatter(x=s, y=v, name=tag, mode="lines") for tag, (s, v) in sorted(curves.items())])
-        fig.update_layout(height=420, yaxis_type="log", xaxis_title="step", margin={"t": 10})
+        # the legend below the plot: on it, it hid the curves' ends
+        legend = {"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0}
+        fig.update_layout(height=460, yaxis_type="log", xaxis_title="step", margin={"t": 10}, legend=legend)
         body += ["<h2>Losses (log scale; click a name to hide it)</h2>", _figure(fig, "losses")]
     if (run_dir / "preview.png").is_file():
         data = base64.b64encode((run_dir / "preview.png").read_bytes()).decode()
@@ -131,6 +199,7 @@ def compare_report(out: Path, rows: list[dict], metrics: list[str]) -> Path:
     from hoirecon.utils.stats import mean_finite
 
     body = ["<h2>Runs</h2>", _table(list(rows[0]) if rows else ["no finished runs"], [list(r.values()) for r in rows])]
+    rows = [r for r in rows if not r.get("error")]  # failed runs: in the table above, not in the means
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     for n, metric in enumerate(metrics):
         means = [mean_finite([r[metric] for r in rows if r["variant"] == v]) for v in variants]

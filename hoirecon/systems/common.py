@@ -195,6 +195,7 @@ def make_trainer(cfg: TrainerSection, run_dir: Path, callbacks: list[Callback] =
         max_steps=cfg.max_steps,
         accelerator=cfg.accelerator,
         devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
         strategy=cfg.strategy,
         logger=TensorBoardLogger(run_dir, name="tb", version="", default_hp_metric=False),
         callbacks=[checkpoint, last, *progress, *callbacks],
