@@ -39,23 +39,51 @@ def make_config(cls: type[T], values: Mapping[str, Any] | None, component: str, 
                 f"unknown key '{prefix}{key}' for {component}.{guess} Known keys: {', '.join(known) or '(none)'}"
             )
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(cls), values)
-        config = OmegaConf.to_object(merged)
+        config = _merged(cls, values)
     except OmegaConfBaseException as exc:
-        _raise_omegaconf(exc, prefix, component)
+        _raise_omegaconf(exc, cls, values, prefix, component)
     check_ranges(config, prefix, component)
     return config  # type: ignore[return-value]
 
 
-def _raise_omegaconf(exc: OmegaConfBaseException, prefix: str, component: str) -> None:
-    """OmegaConf's error as one line naming the key."""
+def _merged(cls: type[T], values: Mapping[str, Any]) -> T:
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), values))  # type: ignore[return-value]
+
+
+def _raise_omegaconf(
+    exc: OmegaConfBaseException, cls: type, values: Mapping[str, Any], prefix: str, component: str
+) -> None:
+    """OmegaConf's error as one line naming the key; with a bad value, every bad value of ``values``
+    (OmegaConf stops at the first: each value is tried alone to find the others)."""
     key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
     if isinstance(exc, ConfigKeyError) and key:
         message = omegaconf_message(exc)
         suggestion = message[message.find("Did you mean") :] if "Did you mean" in message else ""
         raise ConfigError(f"unknown key '{prefix}{key}' for {component}. {suggestion}".strip()) from None
-    where_key = f"'{prefix}{key}' " if key else ""
-    raise ConfigError(f"bad value {where_key}for {component}: {omegaconf_message(exc)}") from None
+    problems = []
+    for path, value in _leaves(values):
+        single: dict[str, Any] = {}
+        node = single
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+        try:
+            _merged(cls, single)
+        except OmegaConfBaseException as alone:
+            problems.append(f"'{prefix}{'.'.join(path)}': {omegaconf_message(alone)}")
+    if len(problems) < 2:  # one bad value (or one that is bad only beside the others): OmegaConf's words
+        where_key = f"'{prefix}{key}' " if key else ""
+        raise ConfigError(f"bad value {where_key}for {component}: {omegaconf_message(exc)}") from None
+    more = f" (and {len(problems) - 1} more: " + "; ".join(problems[1:]) + ")"
+    raise ConfigError(f"bad value {problems[0]} for {component}{more}") from None
+
+
+def _leaves(values: Mapping[str, Any], path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """(key path, value) of every value that is not a mapping (a list is one value)."""
+    out = []
+    for k, v in values.items():
+        out += _leaves(v, (*path, str(k))) if isinstance(v, Mapping) and v else [((*path, str(k)), v)]
+    return out
 
 
 @dataclasses.dataclass(frozen=True)

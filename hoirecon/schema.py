@@ -84,7 +84,8 @@ class OptimSection:
 
 @dataclass
 class LossSection:
-    """Loss weights; each is a number or a schedule [start_step, v0, v1, end_step]."""
+    """Loss weights; each is a number or a schedule [start_step, v0, v1, end_step] (a step may be a
+    share of the run, "40%")."""
 
     mask: Any = 10.0
     hand_mask: Any = 1.0
@@ -92,8 +93,12 @@ class LossSection:
     eikonal: Any = 0.1
     temporal: Any = 100.0
     joint_limits: Any = 0.0
-    penetration: Any = 0.0
-    contact: Any = 0.0
+    #: Hand vertices inside the object, pushed out once the masks have shaped the object (docs/fit.md).
+    penetration: Any = field(default_factory=lambda: ["30%", 0.0, 1.0, "60%"])
+    #: Fingertips within 2 cm of the surface drawn onto it.
+    contact: Any = field(default_factory=lambda: ["30%", 0.0, 1.0, "60%"])
+    #: What gives way to penetration: the object's SDF, the hand's parameters, or both.
+    penetration_moves: str = ranged("object", choices=("object", "hand", "both"))
     sds: Any = 1.0
     #: Softness of the hand/object depth ordering in the composite, metres.
     composite_temperature: float = ranged(0.002, above=0)

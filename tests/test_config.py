@@ -119,6 +119,12 @@ def test_validate_checks_schema_and_component_sections(tmp_path):
         validate(compose(path, ["model.sdf.height=1"]), Schema, _registry())
     with pytest.raises(ConfigError, match=r"'trainer\.max_steps'.*could not be converted to Integer"):
         validate(compose(path, ["trainer.max_steps=many"]), Schema, _registry())
+    # several bad types: all named on one line, not only the first
+    with pytest.raises(ConfigError) as caught:
+        validate(compose(path, ["trainer.max_steps=many", "trainer.lr=fast"]), Schema, _registry())
+    message = str(caught.value)
+    assert "\n" not in message and "(and 1 more: " in message
+    assert "'trainer.max_steps': Value 'many'" in message and "'trainer.lr': Value 'fast'" in message
     validate({}, Schema, _registry())  # defaults alone are valid
 
 
@@ -154,6 +160,15 @@ def test_schedule_values():
     assert c(0) == 4.0 and c(10**6) == 4.0
     jump = Schedule.parse([10, 1.0, 2.0, 10])
     assert jump(9) == 1.0 and jump(10) == 1.0 and jump(11) == 2.0
+    # steps as shares of the run: the same schedule over 800 and 1500 steps
+    share = ["30%", 0, 1.0, "60%"]
+    assert Schedule.parse(share, max_steps=800) == Schedule(240, 0.0, 1.0, 480)
+    assert Schedule.parse(share, max_steps=1500) == Schedule(450, 0.0, 1.0, 900)
+    with pytest.raises(ConfigError, match="loss.contact: a step given as a share of the run"):
+        Schedule.parse(share, name="loss.contact")
+    for bad in (["x%", 0, 1, 10], ["120%", 0, 1, "130%"]):
+        with pytest.raises(ConfigError, match="loss.contact: .* share of the run"):
+            Schedule.parse(bad, name="loss.contact", max_steps=100)
 
 
 @pytest.mark.parametrize("bad", [[1, 2, 3], [10, 0.1, 0.2, 5], [0.5, 1, 2, 3], "fast", True, [0, 1, float("nan"), 3]])

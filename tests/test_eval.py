@@ -120,7 +120,9 @@ def test_penetration_and_contact_from_signed_distances():
     metric = HandObjectContact(contact_mm=5.0)
     metric.update(sdf)
     out = metric.compute()
-    assert out["penetration_mm"] == pytest.approx((3 + 0 + 0 + 1) / 4)
+    assert out["penetration_mm"] == pytest.approx((3 + 0 + 0 + 1) / 4) and out["penetration_max_mm"] == pytest.approx(3)
+    metric.update(torch.tensor([[-0.0025, 0.01, 0.01]]))  # a shallower frame: the deepest stays
+    assert metric.compute()["penetration_max_mm"] == pytest.approx(3)
     assert out["contact_ratio@5mm"] == pytest.approx(3 / 4)
 
 

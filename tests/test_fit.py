@@ -89,6 +89,27 @@ def test_gradients_reach_every_enabled_group(clip_dir, tmp_path):
         assert grads and any(float(g.abs().sum()) > 0 for g in grads), f"no gradient reaches {name}"
 
 
+@pytest.mark.parametrize("moves", ["object", "hand"])
+def test_penetration_moves_decides_what_gives_way(clip_dir, tmp_path, moves):
+    from hoirecon.fit.objective import grasp_terms
+
+    parts = _parts(clip_dir, tmp_path, "trainer.max_steps=100", f"loss.penetration_moves={moves}")
+    objective, scene = parts.system.objective, parts.scene
+    # the default weights: off for the first 30% of the run, then up to 1 at 60%
+    for step, weight in ((0, 0.0), (30, 0.0), (45, 0.5), (60, 1.0), (99, 1.0)):
+        objective.on_step(step, 100)
+        assert objective.weights["penetration"] == pytest.approx(weight) == objective.weights["contact"]
+    terms = grasp_terms(scene, torch.tensor([0, 1]), 1.0, 0.0, objective.penetration_moves)
+    assert float(terms["penetration"]) > 0  # the starting sphere (10 cm) holds the hand
+    terms["penetration"].backward()
+    moved = {
+        name
+        for name, params in parts.system.parameter_groups().items()
+        if any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+    }
+    assert ("sdf" in moved) == (moves == "object") and ("hand_pose" in moved) == (moves == "hand")
+
+
 def test_disabled_groups_stay_frozen(clip_dir, tmp_path):
     parts = _parts(clip_dir, tmp_path, "optim.cameras.enabled=false", "optim.betas.enabled=false")
     groups = {g["name"] for g in parts.system.configure_optimizers()["optimizer"].param_groups}

@@ -59,7 +59,8 @@ class MaskIoU(Metric):
 
 class HandObjectContact(Metric):
     """From the object's signed distance at every hand vertex, per frame (B, V) in metres (negative inside):
-    ``penetration_mm`` (mean over frames of the deepest vertex, 0 when none is inside) and
+    ``penetration_mm`` (mean over frames of the deepest vertex, 0 when none is inside),
+    ``penetration_max_mm`` (the deepest over all frames) and
     ``contact_ratio`` (share of frames with a vertex within ``contact_mm`` of the surface or inside)."""
 
     full_state_update = False
@@ -70,15 +71,19 @@ class HandObjectContact(Metric):
         self.add_state("depth", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("touching", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("deepest", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="max")
 
     def update(self, sdf_at_hand: torch.Tensor) -> None:
         sdf = sdf_at_hand.double()
-        self.depth += (-sdf.min(dim=1).values).clamp(min=0).sum() * 1000
+        depth = (-sdf.min(dim=1).values).clamp(min=0) * 1000  # (B,) mm
+        self.depth += depth.sum()
+        self.deepest = torch.maximum(self.deepest, depth.max())
         self.touching += (sdf.min(dim=1).values * 1000 < self.contact_mm).sum()
         self.count += sdf.shape[0]
 
     def compute(self) -> dict[str, float]:
         return {
             "penetration_mm": float(self.depth / self.count),
+            "penetration_max_mm": float(self.deepest),
             f"contact_ratio@{self.contact_mm:g}mm": float(self.touching / self.count),
         }

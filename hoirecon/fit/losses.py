@@ -31,6 +31,28 @@ def temporal_loss(joints: torch.Tensor, anchor: int = 5) -> torch.Tensor:
     return (centred[1:] - centred[:-1]).norm(dim=-1).mean()
 
 
+def penetration_loss(sdf: torch.Tensor) -> torch.Tensor:
+    """Depth of the hand inside the object: (B, V) signed distances of hand vertices (metres, negative
+    inside) -> the depths of the vertices inside, summed over vertices, mean over frames (metres).
+    Summed, not averaged: one finger sunk 5 mm pulls as hard whatever the rest of the hand does."""
+    return torch.relu(-sdf).sum(dim=1).mean()
+
+
+def contact_loss(tip_sdf: torch.Tensor, reach: float = 0.02) -> torch.Tensor:
+    """Fingertips onto the surface: (B, K) signed distances of K fingertips (metres) -> mean over
+    frames and tips of |distance| for the tips within ``reach`` of the surface (0 for those beyond:
+    a fingertip far from the object is not touching it)."""
+    near = (tip_sdf.abs() < reach).to(tip_sdf.dtype)
+    return (tip_sdf.abs() * near).mean()
+
+
+def sdf_moving_points_only(sdf: torch.Tensor, gradient: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """The signed distance at ``points`` (N, 3) with gradients to the points but not to the SDF:
+    first order about the detached values ``sdf`` (N,) and ``gradient`` (N, 3) at the same points
+    (exact in value and in the points' gradient)."""
+    return sdf.detach() + (gradient.detach() * (points - points.detach())).sum(-1)
+
+
 def mask_contour(mask: torch.Tensor) -> torch.Tensor:
     """(P, 2) (u, v) of mask pixels touching a non-mask pixel (8-neighbourhood; the image border is outside)."""
     padded = torch.nn.functional.pad(mask.float()[None, None], (1, 1, 1, 1))

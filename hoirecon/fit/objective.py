@@ -21,7 +21,7 @@ from hoirecon.contracts import Prior
 from hoirecon.fit import losses
 from hoirecon.fit.rays import PixelSampler
 from hoirecon.fit.scene import FitScene
-from hoirecon.hand.joints import INDEX_MCP, TIP_NAMES, joint_limit_loss
+from hoirecon.hand.joints import INDEX_MCP, joint_limit_loss
 from hoirecon.render.composite import composite_labels
 from hoirecon.schema import GuidanceSection, LossSection, RaysSection
 
@@ -66,7 +66,10 @@ class FitObjective(nn.Module):
         self.register_buffer("contour_starts", torch.cumsum(sizes, 0) - sizes, persistent=False)  # (N,)
         self.register_buffer("contour_sizes", sizes, persistent=False)
         self.register_buffer("frame_weights", frame_weights.float(), persistent=False)
-        self.schedules = {name: Schedule.parse(getattr(loss, name), f"loss.{name}") for name in WEIGHTED_TERMS}
+        self.schedules = {
+            name: Schedule.parse(getattr(loss, name), f"loss.{name}", max_steps) for name in WEIGHTED_TERMS
+        }
+        self.penetration_moves = loss.penetration_moves
         self.temperature = loss.composite_temperature
         self.rays, self.guidance, self.max_steps = rays, guidance, max_steps
         self.prior, self.categories = prior, list(categories)
@@ -145,15 +148,7 @@ class FitObjective(nn.Module):
             pose, _ = scene.hand(frames)
             terms["joint_limits"] = w["joint_limits"] * joint_limit_loss(pose).mean()
         if w["penetration"] or w["contact"]:
-            verts = scene.hand_vertices_in_object(frames)
-            sdf = scene.sdf.sdf(verts.reshape(-1, 3)).reshape(verts.shape[:2])
-            if w["penetration"]:
-                terms["penetration"] = w["penetration"] * torch.relu(-sdf).mean()
-            if w["contact"]:
-                # fingertips within 2 cm of the surface are pulled onto it
-                tips = sdf[:, scene.hand_model.tip_vertex_ids]
-                near = (tips.abs() < 0.02).to(tips.dtype)
-                terms["contact"] = w["contact"] * (tips.abs() * near).sum() / max(len(TIP_NAMES), 1)
+            terms.update(grasp_terms(scene, frames, w["penetration"], w["contact"], self.penetration_moves))
         if self._guidance_due(step) and w["sds"] and self._beta_ready(scene, step):
             target, condition = scene.novel_view(
                 int(frames[0]), self.prior.resolution, generator, self.guidance.unseen_angle_deg
@@ -170,6 +165,30 @@ class FitObjective(nn.Module):
         if self.prior is None or not getattr(self.prior, "active", False):
             return False
         return step >= self.guidance.warmup_steps and step % max(self.guidance.every_n_steps, 1) == 0
+
+
+def grasp_terms(
+    scene: FitScene, frames: torch.Tensor, penetration: float, contact: float, moves: str = "object"
+) -> dict[str, torch.Tensor]:
+    """The weighted penetration and contact terms of ``frames`` (docs/fit.md, "Hand and object");
+    a term whose weight is 0 is left out. ``moves`` (``loss.penetration_moves``) is what gives way to
+    penetration: the object (its SDF only), the hand (its parameters only) or both. Contact moves both:
+    a fingertip near the surface and the surface near it are drawn together."""
+    verts = scene.hand_vertices_in_object(frames)  # (B, V, 3) object frame
+    terms = {}
+    if penetration:
+        points = verts.reshape(-1, 3)
+        if moves == "hand":
+            sdf, gradient = scene.sdf.sdf_and_gradient(points.detach(), create_graph=False)
+            sdf = losses.sdf_moving_points_only(sdf, gradient, points)
+        else:
+            sdf = scene.sdf.sdf(points.detach() if moves == "object" else points)
+        terms["penetration"] = penetration * losses.penetration_loss(sdf.reshape(verts.shape[:2]))
+    if contact:
+        tips = verts[:, scene.hand_model.tip_vertex_ids]  # (B, 5, 3)
+        tip_sdf = scene.sdf.sdf(tips.reshape(-1, 3)).reshape(tips.shape[:2])
+        terms["contact"] = contact * losses.contact_loss(tip_sdf)
+    return terms
 
 
 def sharp_enough(guidance: GuidanceSection, step: int, max_steps: int, beta: float) -> bool:
