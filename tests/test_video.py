@@ -302,3 +302,90 @@ def test_synth_forearm_is_drawn_as_hand_but_not_in_the_hand_model():
     arm = make_clip(SynthClipConfig(category="mug", frames=2, resolution=48, seed=1, forearm=True))
     assert arm.hand_masks.sum() > plain.hand_masks.sum()
     assert np.array_equal(arm.gt.hands.hand_pose, plain.gt.hands.hand_pose)
+
+
+def test_each_landmark_fit_weight_has_its_effect():
+    """Every weight of ``initializer.fit`` moves the fitted hands, each the way its term pulls."""
+    hand_model = build("hand_model", {"type": "mano"})
+    pose, betas, T = hands(4)
+    landmarks = exact_landmarks(hand_model, pose, betas, T)
+    rng = np.random.default_rng(3)
+    landmarks.pixels += rng.normal(0, 2.0, landmarks.pixels.shape)  # a real detector's pixel noise
+    landmarks.world += rng.normal(0, 0.004, landmarks.world.shape)
+    Ks = np.repeat(K[None], 4, 0)
+    zeros = torch.zeros(4, 3)
+
+    def fit(**weights):
+        init = fit_to_landmarks(hand_model, landmarks, Ks, LandmarkFitConfig(steps=120, **weights))
+        with torch.no_grad():
+            joints = hand_model(
+                hand_pose=init.hand_pose, betas=init.betas.expand(4, -1), global_orient=zeros, transl=zeros
+            ).joints
+            cam = transform_points(init.T_cam_from_hand, joints)[:, list(MP_TO_HAND)]
+            px, _ = project(cam, torch.as_tensor(K, dtype=torch.float32))
+        reprojection = float((px.double() - torch.as_tensor(landmarks.pixels)).norm(dim=-1).mean())
+        motion = float((cam[1:] - cam[:-1] - (cam[1:, :1] - cam[:-1, :1])).norm(dim=-1).mean())
+        return init, reprojection, motion
+
+    base, base_px, base_motion = fit()
+    for name in ("w_reprojection", "w_bones", "w_limits", "w_pose", "w_betas", "w_smooth"):
+        changed, _, _ = fit(**{name: 100.0})
+        assert not torch.allclose(changed.hand_pose, base.hand_pose, atol=1e-4), name
+    _, no_px, _ = fit(w_reprojection=0.0)
+    assert no_px > 1.15 * base_px  # the reprojection term is what puts the joints on the landmarks
+    assert float(fit(w_pose=100.0)[0].hand_pose.norm()) < 0.5 * float(base.hand_pose.norm())
+    assert float(fit(w_betas=100.0)[0].betas.norm()) < 0.5 * float(base.betas.norm())
+    assert fit(w_smooth=100.0)[2] < 0.7 * base_motion
+
+
+def test_detection_thresholds_reach_mediapipe(monkeypatch):
+    """``min_detection_confidence`` and ``min_tracking_confidence`` are MediaPipe's own settings."""
+    import hoirecon.init.mediapipe_detect as detect_module
+
+    seen = []
+    real = import_mediapipe()
+
+    class Recording(real.solutions.hands.Hands):
+        def __init__(self, **kwargs):
+            seen.append(kwargs)
+            super().__init__(**kwargs)
+
+    fake = type(sys)("mediapipe")
+    fake.solutions = type(sys)("solutions")
+    fake.solutions.hands = type(sys)("hands")
+    fake.solutions.hands.Hands = Recording
+    monkeypatch.setattr(detect_module, "import_mediapipe", lambda: fake)
+    detect_hands(np.zeros((2, 64, 64, 3), np.uint8), min_detection_confidence=0.7, min_tracking_confidence=0.2)
+    assert seen and all(s["min_detection_confidence"] == 0.7 and s["min_tracking_confidence"] == 0.2 for s in seen)
+
+
+def test_a_detection_threshold_above_every_score_finds_no_hand(synthetic_video):
+    _, _, clip = synthetic_video
+    assert detect_hands(clip.images[:2]).found.all()
+    assert not detect_hands(clip.images[:2], min_detection_confidence=1.0).found.any()
+
+
+@pytest.mark.slow
+def test_mirror_makes_a_left_hand_video_the_right_hand_clip(synthetic_video, tmp_path):
+    """The synthetic right hand, filmed in a mirror (a left hand): --mirror gives back the clip of the
+    original video, frames and object box flipped back."""
+    from hoirecon.prepare import VideoOptions, video_to_clip
+
+    root, box, clip = synthetic_video
+    write_video(tmp_path / "left.mp4", np.ascontiguousarray(clip.images[:, :, ::-1]))
+    w = clip.images.shape[2]
+    mirrored_box = (w - box[2], box[1], w - box[0], box[3])
+    options = VideoOptions(category="mug", size=96, mirror=True)
+    left, crop, landmarks = video_to_clip(tmp_path / "left.mp4", tmp_path / "left", mirrored_box, options)
+    assert "(mirrored)" in left.source
+
+    # the clip's frames are the original (right-hand) frames, cut where the hand and object are
+    def diff(frames: np.ndarray) -> float:
+        return float(np.abs(left.images.astype(int) - crop_frames(frames, crop).astype(int)).mean())
+
+    # (an mp4 encoding apart: ~5 grey levels on the synthetic noise texture)
+    assert diff(clip.images) < 0.5 * diff(np.ascontiguousarray(clip.images[:, :, ::-1]))
+    assert landmarks.right[landmarks.found].mean() > 0.5  # MediaPipe saw a right hand
+    object_box = crop.box(box)  # the object box, flipped back, on the cropped frame
+    ys, xs = np.nonzero(left.object_masks[0])
+    assert abs(xs.mean() - (object_box[0] + object_box[2]) / 2) < 0.15 * left.images.shape[2]
