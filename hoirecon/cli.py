@@ -308,7 +308,7 @@ def _prepare_clip(args: argparse.Namespace) -> int:
         raise HoireconError(f"data {args.what} needs {usage.split(args.what, 1)[1].strip()}", hint=usage)
     box = parse_box(args.object_box)
     if args.what == "masks":
-        clip = masks_for_clip(args.path, box, args.fov or 0.0, overwrite=args.overwrite)
+        clip = masks_for_clip(args.path, box, args.fov or 0.0, overwrite=args.overwrite, category=args.category or "")
         print(f"wrote hand and object masks and hands.npz for {len(clip)} frames in {args.path}")
     else:
         options = VideoOptions(

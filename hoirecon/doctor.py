@@ -110,6 +110,9 @@ def report() -> list[tuple[str, str]]:
     )
     hand = sorted(ASSETS_DIR.glob("*RIGHT*.npz"))
     rows.append(("built-in hand", str(hand[0]) if hand else "not built yet"))
-    prior = sorted(ASSETS_DIR.glob("prior*.safetensors"))
-    rows.append(("shipped prior", str(prior[0]) if prior else "not built yet"))
+    from hoirecon.priors.diffusion import DEFAULT_CHECKPOINT
+
+    shipped = sorted(p.name for p in ASSETS_DIR.glob("prior*.safetensors") if p != DEFAULT_CHECKPOINT)
+    default = str(DEFAULT_CHECKPOINT) if DEFAULT_CHECKPOINT.is_file() else f"{DEFAULT_CHECKPOINT}: missing"
+    rows.append(("default prior", default + (f" (also shipped: {', '.join(shipped)})" if shipped else "")))
     return rows

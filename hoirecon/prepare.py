@@ -169,8 +169,10 @@ def masks_for_clip(
     fov_degrees: float = 0.0,
     overwrite: bool = False,
     initializer: MediaPipeInitializer.Config | None = None,
+    category: str = "",
 ) -> Clip:
-    """Write masks/hand, masks/object and hands.npz for a clip folder with images/ (K in cameras.npz or a FOV)."""
+    """Write masks/hand, masks/object and hands.npz for a clip folder with images/ (K in cameras.npz or
+    a FOV); and meta.yaml if it has none (``category``, 30 fps), so the folder is a hoirecon clip."""
     path = Path(path)
     report = Report(path)
     if not path.is_dir():
@@ -199,12 +201,15 @@ def masks_for_clip(
         raise DataError(
             f"{path}: no cameras.npz with K", hint="pass --fov DEGREES (the camera's horizontal field of view)"
         )
-    meta = yaml.safe_load((path / "meta.yaml").read_text()) if (path / "meta.yaml").is_file() else {}
-    clip = Clip(
-        path, names, images, np.zeros((n, h, w), bool), np.zeros((n, h, w), bool), K, str(meta.get("category", ""))
-    )
+    has_meta = (path / "meta.yaml").is_file()
+    meta = yaml.safe_load((path / "meta.yaml").read_text()) if has_meta else {}
+    category = category or str(meta.get("category", ""))
+    clip = Clip(path, names, images, np.zeros((n, h, w), bool), np.zeros((n, h, w), bool), K, category)
     bootstrap(clip, object_box, None, initializer)
     _write_masks_and_hands(clip, path, cameras)
+    if not has_meta:
+        meta = {"category": category, "fps": 30, "image_size": [h, w], "source": "hoirecon data masks", "units": "m"}
+        atomic_write_text(path / "meta.yaml", yaml.safe_dump(meta, sort_keys=False))
     return clip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -62,6 +63,9 @@ def test_doctor_reports_versions_and_backends(capsys):
     assert lines["torch"].strip() == torch.__version__
     assert "nerfacc cuda" in out and "tinycudann" in out and "built-in hand" in out
     assert lines["mediapipe"].startswith("0.10.21 (data video")  # the video extra is installed for the tests
+    from hoirecon.priors.diffusion import DEFAULT_CHECKPOINT
+
+    assert lines["default"].split()[1] == str(DEFAULT_CHECKPOINT)  # the prior a fit loads, not the first file
     gpu = f"cuda:0 ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "the cpu too (no CUDA)"
     assert lines["accelerator"].startswith("cpu (the default)") and gpu in lines["accelerator"]
     assert not any(Path.home().glob(".cache/torch_extensions/*/nerfacc_cuda")), "doctor must not build nerfacc"
@@ -145,3 +149,24 @@ def test_list_and_doctor_report_a_broken_plugin(capsys, monkeypatch):
     ]
     code, out, _ = run(capsys, "doctor")
     assert "plugins failed  hoirecon-broken (broken = broken_plugin_pkg): ImportError" in out
+
+
+def test_quiet_output_reaches_spawned_workers(monkeypatch):
+    """Workers spawned by prior-data and compare import numpy and torch before any code of ours runs:
+    the warning filter goes to them through the environment, unless --debug."""
+    import warnings
+
+    from hoirecon.utils.quiet import quiet_output
+
+    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
+    with warnings.catch_warnings():
+        quiet_output(debug=True)
+        assert "PYTHONWARNINGS" not in os.environ
+        quiet_output(debug=False)
+    assert os.environ["PYTHONWARNINGS"] == "ignore"
+    child = subprocess.run(
+        [sys.executable, "-c", "import warnings; warnings.warn('numpy says so', UserWarning)"],
+        capture_output=True,
+        text=True,
+    )
+    assert child.returncode == 0 and "numpy says so" not in child.stderr

@@ -234,8 +234,10 @@ def test_video_to_fit_end_to_end(synthetic_video, capsys):
     box_crop = ",".join(f"{v:.1f}" for v in _box(made.object_masks[0]))
     assert main(["data", "masks", str(bare), "--object-box", box_crop]) == 1
     assert "--fov" in capsys.readouterr().err
-    assert main(["data", "masks", str(bare), "--object-box", box_crop, "--fov", "40"]) == 0
+    assert main(["data", "masks", str(bare), "--object-box", box_crop, "--fov", "40", "--category", "mug"]) == 0
     assert (bare / "masks" / "object").is_dir() and (bare / "hands.npz").is_file()
+    assert main(["data", "check", str(bare)]) == 0  # a hoirecon clip now (meta.yaml written)
+    assert load_clip(bare).category == "mug" and load_clip(bare).hands is not None
     assert main(["data", "masks", str(bare), "--object-box", box_crop, "--fov", "40"]) == 1  # masks exist
 
 

@@ -61,6 +61,10 @@ def quiet_output(debug: bool = False) -> None:
         return
     warnings.simplefilter("ignore")
     warnings.simplefilter("always", HoireconWarning)
+    # Spawned workers (prior data, compare) are fresh interpreters that warn before any code of ours
+    # runs in them (numpy's "smallest subnormal" once subnormals are flushed): the environment carries
+    # the filter there. Workers that talk to the user call quiet_output again for HoireconWarnings.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     # Lightning's "tip" banners and the TensorFlow notice TensorBoard may print.
