@@ -29,10 +29,18 @@ pytestmark = pytest.mark.slow  # fits in Ray worker processes
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """A Ray instance in this test process (2 CPUs), which the backend finds and leaves running."""
+    """A Ray instance in this test process (2 CPUs), which the backend finds and leaves running; its
+    workers at the tests' own priority (Ray lowers theirs to nice 15 by default, and a busy machine
+    then starves them)."""
+    niceness = os.environ.get("RAY_worker_niceness")
+    os.environ["RAY_worker_niceness"] = "0"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+    if niceness is None:
+        os.environ.pop("RAY_worker_niceness")
+    else:
+        os.environ["RAY_worker_niceness"] = niceness
 
 
 def _grid(tmp_path: Path, name: str, overrides: list[str], seeds=(0, 1), clips=("box0", "ball1"), **ray_cfg) -> Path:

@@ -9,7 +9,7 @@ import torch
 
 from hoirecon.api import run_config
 from hoirecon.cli import main
-from hoirecon.errors import ConfigError, DataError
+from hoirecon.errors import ConfigError, DataError, HoireconWarning
 from hoirecon.schema import FitConfig, PriorTrainConfig
 from hoirecon.systems.common import last_checkpoint, resume_message
 
@@ -38,6 +38,17 @@ def test_resume_says_the_step_it_continues_from(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     torch.save({"global_step": 37, "state_dict": {}}, tmp_path / "checkpoints" / "last.ckpt")
     assert resume_message(tmp_path, last_checkpoint(tmp_path)).startswith(f"resuming {tmp_path} from step 37")
+
+
+def test_a_run_killed_before_its_first_last_checkpoint_resumes_from_its_step_checkpoint(tmp_path):
+    """A step checkpoint is written just before last.ckpt: killed between the two, the run has only
+    the step checkpoint (and a temporary), and resumes from it rather than from step 0."""
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"global_step": 20, "state_dict": {}}, tmp_path / "checkpoints" / "step000020.ckpt")
+    (tmp_path / "checkpoints" / ".last.x.tmp.ckpt").write_bytes(b"half")
+    with pytest.warns(HoireconWarning, match="last.ckpt is missing; using step000020.ckpt"):
+        checkpoint = last_checkpoint(tmp_path)
+    assert checkpoint.name == "step000020.ckpt" and "from step 20" in resume_message(tmp_path, checkpoint)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")

@@ -183,7 +183,11 @@ def fit_in_this_process(request: dict, log_path: str) -> str:
         print(f"fit worker: process {os.getpid()} on {socket.gethostname()}", flush=True)
         try:
             fit_clip(
-                request.get("config"), resume=request.get("resume"), overrides=request["overrides"], **request["keys"]
+                request.get("config"),
+                resume=request.get("resume"),
+                overrides=request["overrides"],
+                say=lambda message: print(message, flush=True),  # where a resume continues, each output stage
+                **request["keys"],
             )
             message = ""
         except HoireconError as exc:

@@ -44,20 +44,21 @@ def start_run(cfg: TrainerSection) -> None:
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    """``checkpoints/last.ckpt``, or when it is unreadable (a truncated or corrupt file) the newest
-    readable ``step*.ckpt``, with a warning saying so; None when the run has none."""
+    """``checkpoints/last.ckpt``, or when it is missing or unreadable (a truncated or corrupt file) the
+    newest readable ``step*.ckpt``, with a warning saying so; None when the run has none. (A step
+    checkpoint is written just before ``last.ckpt``: a process killed between the two leaves one.)"""
     folder = Path(run_dir) / "checkpoints"
     last = folder / "last.ckpt"
-    if not last.is_file():
-        return None
-    if readable_checkpoint(last):
+    if last.is_file() and readable_checkpoint(last):
         return last
     steps = sorted(folder.glob("step*.ckpt"), reverse=True)
     fallback = next((p for p in steps if readable_checkpoint(p)), None)
-    if fallback is None:
+    if fallback is None and last.is_file():
         raise DataError(f"{last}: unreadable (truncated or corrupt) and no readable step checkpoint beside it")
-    message = f"{last} is unreadable (truncated or corrupt); using {fallback.name} instead"
-    warnings.warn(message, HoireconWarning, stacklevel=2)
+    if fallback is None:
+        return None
+    problem = "unreadable (truncated or corrupt)" if last.is_file() else "missing"
+    warnings.warn(f"{last} is {problem}; using {fallback.name} instead", HoireconWarning, stacklevel=2)
     return fallback
 
 
