@@ -12,6 +12,8 @@ import os
 import platform
 from pathlib import Path
 
+from hoirecon.utils.assets import ASSETS_DIR, DEFAULT_PRIOR_CHECKPOINT
+
 PACKAGES = (
     "torch",
     "lightning",
@@ -36,8 +38,6 @@ MESH_PACKAGES = {
     "gymnasium_robotics": "gymnasium-robotics",
     "pybullet_data": "pybullet",
 }
-
-ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 
 
 def _version(dist: str) -> str:
@@ -110,9 +110,8 @@ def report() -> list[tuple[str, str]]:
     )
     hand = sorted(ASSETS_DIR.glob("*RIGHT*.npz"))
     rows.append(("built-in hand", str(hand[0]) if hand else "not built yet"))
-    from hoirecon.priors.diffusion import DEFAULT_CHECKPOINT
-
-    shipped = sorted(p.name for p in ASSETS_DIR.glob("prior*.safetensors") if p != DEFAULT_CHECKPOINT)
-    default = str(DEFAULT_CHECKPOINT) if DEFAULT_CHECKPOINT.is_file() else f"{DEFAULT_CHECKPOINT}: missing"
+    shipped = sorted(p.name for p in ASSETS_DIR.glob("prior*.safetensors") if p != DEFAULT_PRIOR_CHECKPOINT)
+    default = DEFAULT_PRIOR_CHECKPOINT
+    default = str(default) if default.is_file() else f"{default}: missing"
     rows.append(("default prior", default + (f" (also shipped: {', '.join(shipped)})" if shipped else "")))
     return rows

@@ -29,12 +29,10 @@ from hoirecon.errors import ConfigError, DataError, HoireconWarning
 from hoirecon.priors.base import HAND_CHANNELS, OBJECT_CHANNELS, check_channels
 from hoirecon.priors.channels import no_hand
 from hoirecon.registry import register
+from hoirecon.utils.assets import DEFAULT_PRIOR_CHECKPOINT
 from hoirecon.utils.io import atomic_path
 
-ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
-#: The second prior (trained with hand dropout on box-framed renders; docs/prior.md). The first,
-#: prior_diffusion_32.safetensors, stays for comparison (prior.checkpoint=...).
-DEFAULT_CHECKPOINT = ASSETS_DIR / "prior_diffusion_32_v2.safetensors"
+DEFAULT_CHECKPOINT = DEFAULT_PRIOR_CHECKPOINT
 FORMAT_VERSION = 1
 
 
