@@ -23,6 +23,7 @@ import trimesh
 from PIL import Image, ImageDraw
 
 from hoirecon.data.synth.scene import lambert
+from hoirecon.eval.report import inside_label
 from hoirecon.geometry.camera import intrinsics_from_fov, look_at
 from hoirecon.geometry.mesh_sdf import MeshSDF
 from hoirecon.render.raster import rasterize
@@ -90,9 +91,7 @@ def main() -> None:
             ]
             tiles = [tile(obj, hand, inside, eye, centre) for eye in eyes]
             row = Image.fromarray((np.concatenate(tiles, axis=1) * 255).astype(np.uint8))
-            label = f"{name}, frame {frame}: {int(inside.sum())} vertices inside" + (
-                f", {1000 * depth.max():.1f} mm deep" if inside.any() else ""
-            )
+            label = f"{name}, frame {frame}: {inside_label(depth)}"
             ImageDraw.Draw(row).text((4, 4), label, fill=(0, 0, 0))
             rows.append(np.asarray(row))
             summary[f"{name}/{frame}"] = {

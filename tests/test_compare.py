@@ -114,3 +114,15 @@ def test_the_prior_ablation_runs_score_distillation_in_every_prior_variant():
         assert len(guided) >= 0.4 * len(due), name
         assert not sharp_enough(g, g.warmup_steps, steps, beta=0.01)  # ... and not before beta or start_by
         assert sharp_enough(g, g.warmup_steps, steps, beta=g.max_beta)
+
+
+def test_the_ray_backend_without_ray_is_one_line(monkeypatch):
+    import sys
+
+    from hoirecon.eval.compare_ray import run_all_ray
+    from hoirecon.schema import CompareConfig
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(HoireconError, match="--backend ray needs Ray") as info:
+        run_all_ray([], CompareConfig())
+    assert "[ray]" in info.value.hint

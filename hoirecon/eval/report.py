@@ -81,6 +81,12 @@ def evenly_spaced(items: list, most: int) -> list:
     return [items[round(i * (len(items) - 1) / (most - 1))] for i in range(most)]
 
 
+def inside_label(depth: np.ndarray) -> str:
+    """(V,) depths of hand vertices inside the object (metres; <= 0 outside) -> "K vertices inside, X mm deep"."""
+    inside = depth > 0
+    return f"{int(inside.sum())} vertices inside" + (f", {1000 * depth.max():.1f} mm deep" if inside.any() else "")
+
+
 def grasp_figure(obj: trimesh.Trimesh | None, hands: list[tuple[str, trimesh.Trimesh]]):
     """The object (see-through) and one hand mesh per frame, a slider choosing the frame; hand vertices
     inside the object (winding number, ``MeshSDF``) are coloured, and each frame's name says how many
@@ -100,9 +106,7 @@ def grasp_figure(obj: trimesh.Trimesh | None, hands: list[tuple[str, trimesh.Tri
         v, f = np.asarray(hand.vertices), np.asarray(hand.faces)
         depth = -sdf(torch.from_numpy(v)).numpy() if sdf is not None else np.zeros(len(v))
         inside = depth > 0
-        label = f"hand {name}: {int(inside.sum())} vertices inside" + (
-            f", {1000 * depth.max():.1f} mm deep" if inside.any() else ""
-        )
+        label = f"hand {name}: {inside_label(depth)}"
         traces.append(
             go.Mesh3d(
                 x=v[:, 0],
