@@ -207,30 +207,34 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
+    objects = [o.strip() for o in (args.objects or "procedural").split(",") if o.strip()]
+    meshes = args.object_mesh or []
+    if args.what == "prior-data":
+        return _synth_prior_data(args, objects, meshes)
     from hoirecon.categories import KNOWN_CATEGORIES, normalize_category
     from hoirecon.data.synth.clip import SynthClipConfig
     from hoirecon.utils.progress import progress_bar
 
-    base = SynthClipConfig(seed=args.seed, frames=args.frames, resolution=args.resolution)
-    objects = [o.strip() for o in (args.objects or "procedural").split(",") if o.strip()]
-    meshes = args.object_mesh or []
-    if args.what != "prior-data":
-        if len(objects) != 1:
-            raise HoireconError(f"--objects: one source for a {args.what} (procedural or library), not {args.objects}")
-        if len(meshes) > 1:
-            raise HoireconError(f"--object-mesh: one mesh for a {args.what} (prior-data takes several)")
-        base.objects = objects[0]
-        base.object_mesh, base.object_size = (meshes[0] if meshes else ""), args.object_size
-        if meshes and not args.category:
-            base.category = normalize_category(Path(meshes[0]).stem)
-            if base.category not in KNOWN_CATEGORIES:
-                print(
-                    f"warning: category '{base.category}' (the mesh's file name) is not one the prior knows "
-                    f"({', '.join(KNOWN_CATEGORIES)}); pass --category",
-                    file=sys.stderr,
-                )
-        elif args.category:
-            base.category = args.category
+    if len(objects) != 1:
+        raise HoireconError(f"--objects: one source for a {args.what} (procedural or library), not {args.objects}")
+    if len(meshes) > 1:
+        raise HoireconError(f"--object-mesh: one mesh for a {args.what} (prior-data takes several)")
+    base = SynthClipConfig(seed=args.seed, frames=args.frames, resolution=args.resolution, objects=objects[0])
+    base.object_mesh, base.object_size = (meshes[0] if meshes else ""), args.object_size
+    if meshes and not args.category:
+        base.category = normalize_category(Path(meshes[0]).stem)
+        if base.category not in KNOWN_CATEGORIES:
+            print(
+                f"warning: category '{base.category}' (the mesh's file name) is not one the prior knows "
+                f"({', '.join(KNOWN_CATEGORIES)}); pass --category",
+                file=sys.stderr,
+            )
+    elif args.category and args.what == "split" and not meshes:
+        raise HoireconError(
+            "synth split: --category names the --object-mesh's category; a split's clips have their own"
+        )
+    elif args.category:
+        base.category = args.category
     if args.what == "clip":
         from hoirecon.data.synth.commands import synth_clip
 
@@ -242,17 +246,19 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         path = synth_clip(base, args.out, overwrite=args.overwrite)
         print(f"wrote {base.frames} frames of the {base.category} category (seed {base.seed}) to {path}")
         return 0
-    if args.what == "split":
-        from hoirecon.data.synth.commands import SPLITS, split_configs, synth_split
+    from hoirecon.data.synth.commands import SPLITS, split_configs, synth_split
 
-        preset = args.preset or "hoi4d-like"
-        if preset not in SPLITS:
-            raise HoireconError(f"unknown split preset '{preset}'; presets: {', '.join(SPLITS)}")
-        with progress_bar(len(split_configs(preset, base, args.arc)), f"split {preset}") as advance:
-            paths = synth_split(preset, args.out, base, advance, args.arc)
-        print(f"{len(paths)} clips in {args.out} (list: {Path(args.out) / 'manifest.txt'})")
-        return 0
+    if args.preset not in SPLITS:
+        raise HoireconError(f"unknown split preset '{args.preset}'; presets: {', '.join(SPLITS)}")
+    with progress_bar(len(split_configs(args.preset, base, args.arc)), f"split {args.preset}") as advance:
+        paths = synth_split(args.preset, args.out, base, advance, args.arc)
+    print(f"{len(paths)} clips in {args.out} (list: {Path(args.out) / 'manifest.txt'})")
+    return 0
+
+
+def _synth_prior_data(args: argparse.Namespace, objects: list[str], meshes: list[str]) -> int:
     from hoirecon.data.synth.prior_data import PriorDataConfig, generate, missing_shards
+    from hoirecon.utils.progress import progress_bar
 
     cfg = PriorDataConfig(seed=args.seed, workers=args.workers, objects=objects, object_meshes=meshes)
     cfg.object_size, cfg.mesh_category = args.object_size, args.category or ""
@@ -282,8 +288,6 @@ def _cmd_data(args: argparse.Namespace) -> int:
     if args.what == "check":
         from hoirecon.data.check import check
 
-        if not args.path:
-            raise HoireconError("data check needs a clip folder", hint="hoirecon data check CLIP")
         clip_format: str | dict = "auto"
         if args.format:
             from hoirecon.config import parse_overrides
@@ -301,11 +305,6 @@ def _prepare_clip(args: argparse.Namespace) -> int:
     from hoirecon.data.video import parse_box
     from hoirecon.prepare import VideoOptions, masks_for_clip, video_to_clip
 
-    usage = "hoirecon data video VIDEO --category mug --object-box x0,y0,x1,y1 --out CLIP"
-    if args.what == "masks":
-        usage = "hoirecon data masks CLIP --object-box x0,y0,x1,y1"
-    if not args.path or not args.object_box or (args.what == "video" and not args.out):
-        raise HoireconError(f"data {args.what} needs {usage.split(args.what, 1)[1].strip()}", hint=usage)
     box = parse_box(args.object_box)
     if args.what == "masks":
         clip = masks_for_clip(args.path, box, args.fov or 0.0, overwrite=args.overwrite, category=args.category or "")
@@ -331,9 +330,6 @@ def _convert_hoi4d(args: argparse.Namespace) -> int:
     from hoirecon.data.formats.hoirecon import write_clip
     from hoirecon.registry import REGISTRY
 
-    missing = [flag for flag in ("root", "seq", "out") if not getattr(args, flag)]
-    if missing:
-        raise HoireconError(f"data hoi4d needs --{', --'.join(missing)}", hint="hoirecon data hoi4d --help")
     if Path(args.out).exists():
         raise HoireconError(f"{args.out}: already exists; choose a new --out folder")
     cfg = {"type": "hoi4d", "root": args.root, "frames": args.frames or "0:", "size": args.size}
@@ -361,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
-        p.set_defaults(handler=handler)
+        p.set_defaults(handler=handler, parser=p)
         return p
 
     p = add("fit", "fit one clip: object SDF, hands, hand-object pose, cameras", _cmd_fit)
@@ -374,64 +370,90 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. trainer.max_steps=100")
 
+    # synth and data: one subparser per kind of work, each with only its own options (so
+    # `hoirecon data video --help` lists what video takes, and an option another kind of work
+    # takes is a usage error rather than silently ignored)
     p = add("synth", "make synthetic clips and prior-training data", _cmd_synth)
-    p.add_argument("what", choices=["clip", "split", "prior-data"], help="what to generate")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--category", help="object category (clip)")
-    p.add_argument(
+    kinds = p.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)
+    kinds.required = True
+    source = argparse.ArgumentParser(add_help=False)
+    source.add_argument("--out", required=True, help="output folder")
+    source.add_argument("--seed", type=int, default=0, help="random seed")
+    source.add_argument(
+        "--objects",
+        help="object source: procedural (default) or library, real meshes from pip install -e '.[meshes]'; "
+        "prior-data takes a list, e.g. procedural,library,mesh (mesh: the --object-mesh files)",
+    )
+    source.add_argument(
         "--object-mesh",
         nargs="+",
         metavar="MESH",
         help="a mesh file (.obj/.ply/.stl/.glb, open ones too) as the object of the clip or of every clip of "
         "the split; prior-data takes several (object source 'mesh')",
     )
-    p.add_argument("--object-size", type=float, default=0.0, help="scale the mesh(es) to this largest side, metres")
-    p.add_argument(
-        "--objects",
-        help="object source: procedural (default) or library, real meshes from pip install -e '.[meshes]' "
-        "(clip, split); prior-data takes a list, e.g. procedural,library,mesh (mesh: the --object-mesh files)",
+    source.add_argument(
+        "--object-size", type=float, default=0.0, help="scale the mesh(es) to this largest side, metres"
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--frames", type=int, default=24, help="frames per clip (clip, split)")
-    p.add_argument("--resolution", type=int, default=128, help="image side in pixels (clip, split)")
-    p.add_argument("--arc", type=float, help="degrees the camera sweeps (clip: 360; split: the preset's)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing clip (clip)")
-    p.add_argument("--preset", help="split preset (split; default hoi4d-like)")
-    p.add_argument("--n", type=int, help="number of samples (prior-data; default 50000)")
-    p.add_argument("--shard-size", type=int, help="samples per shard (prior-data; default 500)")
-    p.add_argument("--resolutions", type=int, nargs="+", help="image sides (prior-data; default 32 64)")
-    p.add_argument("--workers", type=int, default=2, help="parallel processes (prior-data)")
+    source.add_argument("--category", help="object category (clip; with --object-mesh: the mesh's category)")
+    frames = argparse.ArgumentParser(add_help=False)
+    frames.add_argument("--frames", type=int, default=24, help="frames per clip")
+    frames.add_argument("--resolution", type=int, default=128, help="image side in pixels")
+    frames.add_argument("--arc", type=float, help="degrees the camera sweeps (clip: 360; split: the preset's)")
+
+    def kind(name: str, help_text: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        q = kinds.add_parser(name, help=help_text, description=help_text, parents=[common, *parents])
+        q.set_defaults(parser=q)
+        return q
+
+    q = kind("clip", "render one synthetic clip with ground truth", source, frames)
+    q.add_argument("--overwrite", action="store_true", help="replace an existing clip")
+    q = kind("split", "render a named split of clips and its manifest.txt (a rerun resumes)", source, frames)
+    q.add_argument("--preset", default="hoi4d-like", help="split preset (default: %(default)s)")
+    q = kind("prior-data", "render the diffusion prior's training shards (a rerun resumes)", source)
+    q.add_argument("--n", type=int, help="number of samples (default 50000)")
+    q.add_argument("--shard-size", type=int, help="samples per shard (default 500)")
+    q.add_argument("--resolutions", type=int, nargs="+", help="image sides (default 32 64)")
+    q.add_argument("--workers", type=int, default=2, help="parallel processes")
 
     p = add("data", "check clips, make one from your own video, convert other datasets", _cmd_data)
-    p.add_argument(
-        "what",
-        choices=["check", "video", "masks", "hoi4d"],
-        help="check a clip; make a clip from a video (hands and masks bootstrapped); add masks and hands to a "
-        "clip of frames; convert a HOI4D sequence",
+    kinds = p.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)
+    kinds.required = True
+    box = argparse.ArgumentParser(add_help=False)
+    box.add_argument(
+        "--object-box", metavar="X0,Y0,X1,Y1", required=True, help="the object's box on the first frame, pixels"
     )
-    p.add_argument("path", nargs="?", help="clip folder (check, masks) or video file (video)")
-    p.add_argument(
+    box.add_argument("--category", help="the object's category, e.g. mug")
+
+    q = kind("check", "check that a clip loads and say what is in it")
+    q.add_argument("path", help="clip folder")
+    q.add_argument(
         "--format",
         nargs="+",
         metavar="ARG",
-        help="clip format and its settings, e.g. --format folder fov_degrees=60 (check; default: detected)",
+        help="clip format and its settings, e.g. --format folder fov_degrees=60 (default: detected)",
     )
-    p.add_argument("--root", help="HOI4D release root (hoi4d)")
-    p.add_argument("--seq", help="HOI4D sequence id (hoi4d)")
-    p.add_argument("--frames", help="frame range a:b or a:b:step (hoi4d; default all)")
-    p.add_argument("--size", type=int, default=256, help="side of the square cropped frames (hoi4d, video)")
-    p.add_argument("--out", help="output clip folder (hoi4d, video)")
-    p.add_argument("--category", help="the object's category, e.g. mug (video)")
-    p.add_argument(
-        "--object-box", metavar="X0,Y0,X1,Y1", help="the object's box on the first frame, pixels (video, masks)"
+    q = kind(
+        "video",
+        "make a clip from a video: frames cropped, hands and masks bootstrapped (pip install -e '.[video]')",
+        box,
     )
-    p.add_argument(
-        "--fov", type=float, help="the camera's horizontal field of view, degrees (video: default 65; masks)"
-    )
-    p.add_argument("--stride", type=int, default=1, help="keep every stride-th frame (video)")
-    p.add_argument("--max-frames", type=int, default=0, help="keep at most this many frames, 0 = all (video)")
-    p.add_argument("--mirror", action="store_true", help="flip the frames left-right, for a left hand (video)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing masks (masks)")
+    q.add_argument("path", help="video file (.mp4, .mov, ...)")
+    q.add_argument("--out", required=True, help="output clip folder")
+    q.add_argument("--fov", type=float, help="the camera's horizontal field of view, degrees (default 65)")
+    q.add_argument("--size", type=int, default=256, help="side of the square cropped frames (default: %(default)s)")
+    q.add_argument("--stride", type=int, default=1, help="keep every stride-th frame")
+    q.add_argument("--max-frames", type=int, default=0, help="keep at most this many frames, 0 = all")
+    q.add_argument("--mirror", action="store_true", help="flip the frames left-right, for a left hand")
+    q = kind("masks", "add bootstrapped hand and object masks and hands to a clip of frames", box)
+    q.add_argument("path", help="clip folder")
+    q.add_argument("--fov", type=float, help="the camera's horizontal field of view, degrees (default: the clip's)")
+    q.add_argument("--overwrite", action="store_true", help="replace existing masks")
+    q = kind("hoi4d", "convert a HOI4D sequence into a clip")
+    q.add_argument("--root", required=True, help="HOI4D release root")
+    q.add_argument("--seq", required=True, help="HOI4D sequence id")
+    q.add_argument("--out", required=True, help="output clip folder")
+    q.add_argument("--frames", help="frame range a:b or a:b:step (default all)")
+    q.add_argument("--size", type=int, default=256, help="side of the square cropped frames (default: %(default)s)")
 
     p = add("eval", "score a finished run against ground truth", _cmd_eval)
     p.add_argument("run_dir", help="run folder")
@@ -473,7 +495,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from hoirecon.utils.quiet import quiet_output
 
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # told by the (sub)command that was given them, with its --help as the hint
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     debug = getattr(args, "debug", False)
     quiet_output(debug)
     try:

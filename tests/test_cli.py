@@ -38,6 +38,53 @@ def test_help(capsys, command):
     assert out.startswith(f"usage: hoirecon {command}")
 
 
+KINDS = {"synth": ["clip", "split", "prior-data"], "data": ["check", "video", "masks", "hoi4d"]}
+
+
+@pytest.mark.parametrize("command,kind", [(c, k) for c, kinds in KINDS.items() for k in kinds])
+def test_each_kind_of_synth_and_data_has_its_own_help(capsys, command, kind):
+    code, out, _ = run(capsys, command, kind, "--help")
+    assert code == 0 and out.startswith(f"usage: hoirecon {command} {kind}")
+    present = {
+        "clip": ["--category", "--overwrite", "--arc"],
+        "split": ["--preset", "--arc"],
+        "prior-data": ["--n N", "--workers", "--resolutions"],
+        "check": ["--format"],
+        "video": ["--object-box", "--fov", "--mirror", "--stride"],
+        "masks": ["--object-box", "--fov", "--overwrite"],
+        "hoi4d": ["--root", "--seq", "--frames"],
+    }
+    for flag in present[kind]:
+        assert flag in out, flag
+    absent = {  # options of other kinds of work
+        "clip": ["--preset", "--workers", "--object-box", "--root"],
+        "split": ["--overwrite", "--workers", "--mirror"],
+        "prior-data": ["--frames", "--arc", "--preset", "--overwrite"],
+        "check": ["--object-box", "--mirror", "--root", "--out"],
+        "video": ["--root", "--seq", "--format", "--overwrite"],
+        "masks": ["--mirror", "--stride", "--out", "--root"],
+        "hoi4d": ["--object-box", "--mirror", "--format", "--fov"],
+    }
+    for flag in absent[kind]:
+        assert flag not in out, flag
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["data", "check", "clip", "--mirror"],  # a video option on check
+        ["data", "video", "my.mp4", "--out", "x", "--category", "mug"],  # no --object-box
+        ["synth", "prior-data", "--out", "x", "--arc", "40"],  # prior-data has no camera arc
+        ["synth", "clip", "--out", "x", "--preset", "narrow12"],  # a split option on clip
+        ["data", "hoi4d", "--root", "r", "--seq", "s", "--out", "o", "--object-box", "1,2,3,4"],
+    ],
+)
+def test_an_option_of_another_kind_of_work_is_a_usage_error(capsys, argv):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith(f"error: hoirecon {argv[0]} {argv[1]}: ") and "hint: " in err
+
+
 def test_list_shows_every_role_with_sources(capsys):
     from hoirecon.registry import ROLES
 

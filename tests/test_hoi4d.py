@@ -183,5 +183,9 @@ def test_cli_converts_to_a_hoirecon_clip(tmp_path, capsys):
     assert clip.images.shape == (4, 24, 24, 3) and clip.category == "mug"
     assert main(["data", "hoi4d", "--root", str(root), "--seq", SEQ, "--out", str(out)]) == 1
     assert "already exists" in capsys.readouterr().err
-    assert main(["data", "hoi4d", "--root", str(root)]) == 1
-    assert capsys.readouterr().err.startswith("error: data hoi4d needs --seq, --out")
+    with pytest.raises(SystemExit) as usage:  # a usage error: argparse's exit code 2
+        main(["data", "hoi4d", "--root", str(root)])
+    assert usage.value.code == 2
+    assert capsys.readouterr().err.startswith(
+        "error: hoirecon data hoi4d: the following arguments are required: --seq, --out"
+    )

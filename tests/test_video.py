@@ -277,8 +277,10 @@ def test_mediapipe_initializer_depth_from_masks_changes_the_depth(synthetic_vide
 
 
 def test_video_and_masks_refuse_bad_input_in_one_line(tmp_path, capsys, monkeypatch):
-    assert main(["data", "video", str(tmp_path / "none.mp4"), "--object-box", "1,1,9,9"]) == 1
-    assert "data video needs" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # no --out: a usage error (exit 2)
+        main(["data", "video", str(tmp_path / "none.mp4"), "--object-box", "1,1,9,9"])
+    assert usage.value.code == 2
+    assert "hoirecon data video: the following arguments are required: --out" in capsys.readouterr().err
     assert (
         main(["data", "video", str(tmp_path / "none.mp4"), "--object-box", "1,1,9,9", "--out", str(tmp_path / "c")])
         == 1
