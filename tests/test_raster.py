@@ -9,6 +9,7 @@ import torch
 import trimesh
 
 from hoirecon.geometry.camera import intrinsics_from_fov, pixel_grid
+from hoirecon.hand.model import HandModel
 from hoirecon.render.raster import RasterSettings, rasterize, rasterize_dense
 
 SIZE = (24, 32)
@@ -33,11 +34,12 @@ def square(z: float = 0.5, half: float = 0.1, tilt: float = 0.0) -> tuple[torch.
     return verts, faces
 
 
-def test_culled_equals_dense_in_values_and_gradients():
+@pytest.mark.parametrize("cell", [0, 1, 3, 8])  # the cell size trades speed only
+def test_culled_equals_dense_in_values_and_gradients(cell):
     verts, faces = sphere()
     verts.requires_grad_(True)
     attrs = verts.detach()[..., :2] * 10
-    a = rasterize(verts, faces, K_for(), image_size=SIZE, attributes=attrs)
+    a = rasterize(verts, faces, K_for(), image_size=SIZE, attributes=attrs, settings=RasterSettings(cell=cell))
     b = rasterize_dense(verts, faces, K_for(), image_size=SIZE, attributes=attrs)
     for x, y in ((a.mask, b.mask), (a.depth, b.depth), (a.normal, b.normal), (a.attributes, b.attributes)):
         assert torch.allclose(x, y, atol=1e-5)
@@ -84,7 +86,7 @@ def test_depth_and_normal_of_known_planes():
 
 def test_queries_equal_the_full_image():
     verts, faces = sphere()
-    full = rasterize(verts, faces, K_for(), image_size=SIZE)
+    full = rasterize(verts, faces, K_for(), image_size=SIZE)  # cells of 4 px; queries: 8
     gen = torch.Generator().manual_seed(0)
     idx = torch.randint(0, SIZE[0] * SIZE[1], (1, 50), generator=gen)
     pixels = pixel_grid(*SIZE)[idx[0]][None]
@@ -162,3 +164,18 @@ def test_full_image_mask_is_solid_across_inner_contours():
     q = rasterize(verts, faces, K_for(size), image_size=size, pixels=pixel_grid(*size)[None])
     assert q.mask[0].reshape(size)[inside].min() < 0.8
     assert torch.equal(out.mask[0][~inside], q.mask[0].reshape(size)[~inside])
+
+
+def test_contour_edges_are_the_edges_of_exactly_one_face():
+    from hoirecon.render.raster import contour_edges
+
+    tetra = torch.tensor([[0, 1, 2], [0, 3, 1], [1, 3, 2], [0, 2, 3]])
+    assert contour_edges(tetra).shape == (0, 2)  # closed: every edge has two faces
+    assert contour_edges(tetra[1:]).tolist() == [[0, 1], [0, 2], [1, 2]]  # the missing face's rim, sorted
+    assert contour_edges(tetra[:0]).shape == (0, 2)
+    # the built-in hand with half its faces dropped: the same as counting unique rows
+    faces = HandModel(HandModel.Config()).faces
+    kept = faces[torch.rand(len(faces), generator=torch.Generator().manual_seed(0)) < 0.5]
+    rows = torch.cat([kept[:, [0, 1]], kept[:, [1, 2]], kept[:, [2, 0]]]).sort(dim=1).values
+    unique, counts = torch.unique(rows, dim=0, return_counts=True)
+    assert torch.equal(contour_edges(kept), unique[counts == 1])

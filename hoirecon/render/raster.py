@@ -49,8 +49,11 @@ class RasterSettings:
     cull_backfaces: bool = True
     near: float = 1e-3
     background_depth: float = 0.0
-    #: Side of the square pixel cells used to pair faces with pixels.
-    cell: int = 8
+    #: Side of the square pixel cells used to pair faces with pixels; 0: 4 for a full image, 8 for
+    #: sampled pixels. A face's box grown by the margin spans ~7 px: small cells waste fewer pairs
+    #: where every pixel is queried (a 32-px prior view rasterised 15-30% faster than with 8),
+    #: large ones cost fewer cells where few are.
+    cell: int = 0
 
     @property
     def margin(self) -> float:
@@ -78,11 +81,17 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 
 def _pairs_culled(
-    tri_uv: torch.Tensor, valid: torch.Tensor, queries: torch.Tensor, size: tuple[int, int], settings: RasterSettings
+    tri_uv: torch.Tensor,
+    valid: torch.Tensor,
+    queries: torch.Tensor,
+    size: tuple[int, int],
+    settings: RasterSettings,
+    cell: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(query index, face index) pairs whose cell lies in the face's grown screen box; tri_uv (F, 3, 2)."""
+    """(query index, face index) pairs whose ``cell``-px cell lies in the face's grown screen box;
+    tri_uv (F, 3, 2)."""
     h, w = size
-    c = settings.cell
+    c = cell
     ncx, ncy = (w + c - 1) // c, (h + c - 1) // c
     # queries sorted into cells
     qx = queries[:, 0].round().long().clamp(0, w - 1)
@@ -221,9 +230,13 @@ def contour_edges(faces: torch.Tensor) -> torch.Tensor:
     """(E, 2) edges used by exactly one of the given faces: between a kept face and a culled one, or open."""
     if len(faces) == 0:
         return faces.new_zeros((0, 2))
-    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    unique, counts = torch.unique(edges.sort(dim=1).values, dim=0, return_counts=True)
-    return unique[counts == 1]
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(dim=1).values
+    # one integer per undirected edge: torch.unique over rows (dim=0) is ~10x slower on a CPU and was
+    # a third of a 32-px hand raster's time
+    n = int(edges.max()) + 1
+    keys, counts = torch.unique(edges[:, 0] * n + edges[:, 1], return_counts=True)
+    once = keys[counts == 1]
+    return torch.stack([once // n, once % n], dim=1)
 
 
 def rasterize(
@@ -262,6 +275,7 @@ def rasterize(
     channels = [normals] if attributes is None else [normals, attributes]
     values = torch.cat(channels, dim=-1)
     uv, z = project(verts_cam, K)
+    cell = settings.cell or (4 if pixels is None else 8)
     masks, depths, interps, covers = [], [], [], []
     for i in range(b):
         tri_z = z[i][faces]
@@ -278,8 +292,8 @@ def rasterize(
             pq, pf = _pairs_dense(valid, queries.shape[1])
             eq, ee = _pairs_dense(all_edges, queries.shape[1])
         else:
-            pq, pf = _pairs_culled(tri_uv.detach(), valid, queries[i].detach(), (h, w), settings)
-            eq, ee = _pairs_culled(edge_uv.detach(), all_edges, queries[i].detach(), (h, w), settings)
+            pq, pf = _pairs_culled(tri_uv.detach(), valid, queries[i].detach(), (h, w), settings, cell)
+            eq, ee = _pairs_culled(edge_uv.detach(), all_edges, queries[i].detach(), (h, w), settings, cell)
         d, v, cov, winner = _faces_pass(uv[i], z[i], faces, queries[i], values[i], pq, pf, settings)
         masks.append(_contour_pass(uv[i], faces, edges, queries[i], cov, winner, eq, ee, settings))
         depths.append(d)
