@@ -13,7 +13,8 @@
 
 Usage: benchmarks/prior.py [--checkpoint FILE] [--data data/prior/r32] [--out runs/bench-prior]
 [--jobs 2] [--steps 800] [--seeds 0,1] [--variants none,x0h1] [--prior-variant x0h1] [--skip-ablation]
-[--skip-heldout].
+[--skip-heldout] [--timing RUN_DIR]
+(``--skip-heldout --skip-ablation --timing RUN_DIR``: only the step timing, on any finished fit).
 Last line: one JSON object.
 """
 
@@ -208,6 +209,9 @@ def main() -> None:
     parser.add_argument("--variants", default="", help="named variants to run, e.g. none,x0h1 (default: all)")
     parser.add_argument("--prior-variant", default="x0h1", help="the variant the JSON's *_prior keys report")
     parser.add_argument("--preset", default="narrow12", help="the narrow-arc split (narrow12: 12 clips)")
+    parser.add_argument(
+        "--timing", metavar="RUN_DIR", help="time the SDS step at the end of this finished fit (default: kettle1's)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     summary = {}
@@ -308,11 +312,20 @@ def main() -> None:
             }
         )
         # at the end of the kettle's no-prior fit: where guidance runs, on the largest object
-        fitted = next(Path(args.out, "compare").glob("none*/kettle1/checkpoints/last.ckpt")).parents[1]
-        clip = Path(args.out) / args.preset / "kettle1"
+        if not args.timing:
+            args.timing = str(next(Path(args.out, "compare").glob("none*/kettle1/checkpoints/last.ckpt")).parents[1])
+    if args.timing:
+        fitted = Path(args.timing)
+        clip = Path(OmegaConf.load(fitted / "config.yaml").clip)
         without, with_sds = sds_step_seconds(clip, args.checkpoint, fitted)
-        print(f"\nstep on the fitted kettle1: {without * 1e3:.0f} ms without SDS, {with_sds * 1e3:.0f} ms with")
-        summary["sds_step_ratio"] = round(with_sds / without, 3)
+        print(f"\nstep at the end of {fitted}: {without * 1e3:.0f} ms without SDS, {with_sds * 1e3:.0f} ms with")
+        summary.update(
+            {
+                "mask_step_ms": round(without * 1e3, 1),
+                "sds_step_ms": round(with_sds * 1e3, 1),
+                "sds_step_ratio": round(with_sds / without, 3),
+            }
+        )
     print(json.dumps(summary))
 
 
