@@ -195,11 +195,12 @@ def main() -> None:
         c: c.replace("init_mpjpe", "init").replace("provided_mpjpe", "provided").replace("mask_iou_", "iou ")
         for c in columns
     }
-    print(f"{'clip':<10}" + "".join(f"{short[c]:>15}" for c in columns))
+    width = {c: max(len(short[c]) + 2, 9) for c in columns}
+    print(f"{'clip':<10}" + "".join(f"{short[c]:>{width[c]}}" for c in columns))
     for name, r in rows.items():
-        print(f"{name:<10}" + "".join(f"{r[c]:>15.3f}" for c in columns))
+        print(f"{name:<10}" + "".join(f"{r[c]:>{width[c]}.3f}" for c in columns))
     mean = {c: float(np.nanmean([r[c] for r in rows.values()])) for c in columns}
-    print(f"{'mean':<10}" + "".join(f"{mean[c]:>15.3f}" for c in columns))
+    print(f"{'mean':<10}" + "".join(f"{mean[c]:>{width[c]}.3f}" for c in columns))
     result = {
         "detect_rate": round(mean["detect_rate"], 4),
         "init_mpjpe_mm": round(mean["init_mpjpe_mm"], 2),
