@@ -311,11 +311,11 @@ def main() -> None:
                 **{f"f5_{k}": fig["f5"] for k, fig in per_variant.items()},
             }
         )
+    fitted = Path(args.timing) if args.timing else None
+    if fitted is None and not args.skip_ablation:
         # at the end of the kettle's no-prior fit: where guidance runs, on the largest object
-        if not args.timing:
-            args.timing = str(next(Path(args.out, "compare").glob("none*/kettle1/checkpoints/last.ckpt")).parents[1])
-    if args.timing:
-        fitted = Path(args.timing)
+        fitted = next(Path(args.out, "compare").glob("none*/kettle1/checkpoints/last.ckpt")).parents[1]
+    if fitted is not None:
         clip = Path(OmegaConf.load(fitted / "config.yaml").clip)
         without, with_sds = sds_step_seconds(clip, args.checkpoint, fitted)
         print(f"\nstep at the end of {fitted}: {without * 1e3:.0f} ms without SDS, {with_sds * 1e3:.0f} ms with")

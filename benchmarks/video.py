@@ -56,6 +56,11 @@ def camera_joints(hand_model, hands, T_cam_from_hand) -> torch.Tensor:
         return transform_points(init.T_cam_from_hand, out.joints)
 
 
+def crop_masks(masks: np.ndarray, crop) -> np.ndarray:
+    """(N, H, W) bool masks of the original clip cut and resized as ``hoirecon data video`` cut its frames."""
+    return crop_frames(np.repeat(masks[..., None].astype(np.uint8) * 255, 3, axis=-1), crop)[..., 0] > 127
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([(x & y).sum() / max((x | y).sum(), 1) for x, y in zip(a, b)]))
 
@@ -91,11 +96,8 @@ def prepare(name: str, cfg: SynthClipConfig, work: Path) -> dict[str, float]:
         scores[f"{label}_mpjpe_mm"] = float(mpjpe_mm(joints, gt, root=INDEX_MCP, align="root").mean())
         scores[f"{label}_mpjpe_pa_mm"] = float(mpjpe_mm(joints, gt, root=INDEX_MCP, align="procrustes").mean())
 
-    def cropped(masks: np.ndarray) -> np.ndarray:
-        return crop_frames(np.repeat(masks[..., None].astype(np.uint8) * 255, 3, axis=-1), crop)[..., 0] > 127
-
-    scores["mask_iou_hand"] = iou(clip.hand_masks, cropped(src.hand_masks))
-    scores["mask_iou_object"] = iou(clip.object_masks, cropped(src.object_masks))
+    scores["mask_iou_hand"] = iou(clip.hand_masks, crop_masks(src.hand_masks, crop))
+    scores["mask_iou_object"] = iou(clip.object_masks, crop_masks(src.object_masks, crop))
     scores_file.write_text(json.dumps(scores))
     return scores
 
@@ -108,11 +110,7 @@ def with_true_masks(name: str, work: Path) -> Path:
         return out
     src, clip = load_clip(work / name), load_clip(work / f"{name}-video")
     crop = read_crop(work / f"{name}-video")
-
-    def cropped(masks: np.ndarray) -> np.ndarray:
-        return crop_frames(np.repeat(masks[..., None].astype(np.uint8) * 255, 3, axis=-1), crop)[..., 0] > 127
-
-    clip.hand_masks, clip.object_masks = cropped(src.hand_masks), cropped(src.object_masks)
+    clip.hand_masks, clip.object_masks = crop_masks(src.hand_masks, crop), crop_masks(src.object_masks, crop)
     write_clip(clip, out)
     return out
 

@@ -111,7 +111,6 @@ def report() -> list[tuple[str, str]]:
     hand = sorted(ASSETS_DIR.glob("*RIGHT*.npz"))
     rows.append(("built-in hand", str(hand[0]) if hand else "not built yet"))
     shipped = sorted(p.name for p in ASSETS_DIR.glob("prior*.safetensors") if p != DEFAULT_PRIOR_CHECKPOINT)
-    default = DEFAULT_PRIOR_CHECKPOINT
-    default = str(default) if default.is_file() else f"{default}: missing"
+    default = str(DEFAULT_PRIOR_CHECKPOINT) + ("" if DEFAULT_PRIOR_CHECKPOINT.is_file() else ": missing")
     rows.append(("default prior", default + (f" (also shipped: {', '.join(shipped)})" if shipped else "")))
     return rows

@@ -217,3 +217,12 @@ def test_quiet_output_reaches_spawned_workers(monkeypatch):
         text=True,
     )
     assert child.returncode == 0 and "numpy says so" not in child.stderr
+
+
+def test_synth_split_category_without_a_mesh_is_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "synth", "split", "--category", "mug", "--frames", "2", "--out", str(tmp_path / "s"))
+    assert code == 1
+    assert err.splitlines()[0] == (
+        "error: synth split: --category names the --object-mesh's category; a split's clips have their own"
+    )
+    assert not (tmp_path / "s").exists()  # nothing written
