@@ -239,6 +239,26 @@ def test_novel_view_renders_only_rays_that_meet_the_object(clip_dir, tmp_path, m
     assert alpha[~hits[0]].max() < 1e-3
 
 
+def test_the_box_framing_novel_views_is_found_every_16_steps(clip_dir, tmp_path):
+    """A fit's novel views reuse the solid's box for OBJECT_BOX_EVERY steps, then find it anew; it
+    is kept in the scene's state, so a resumed fit frames its views with the box it had."""
+    from hoirecon.fit.scene import OBJECT_BOX_EVERY
+
+    scene = _parts(clip_dir, tmp_path).scene
+    first = [x.clone() for x in scene.view_box_at(100)]
+    assert torch.equal(torch.stack(first), torch.stack(scene.object_box(torch.float32, torch.device("cpu"))))
+    with torch.no_grad():
+        scene.sdf.centre.add_(0.03)  # the solid moves ...
+    assert torch.equal(torch.stack(scene.view_box_at(100 + OBJECT_BOX_EVERY - 1)), torch.stack(first))  # ... unseen
+    moved = torch.stack(scene.view_box_at(100 + OBJECT_BOX_EVERY))
+    assert torch.allclose(moved - torch.stack(first), torch.full((2, 3), 0.03), atol=2 * 0.4 / 24)
+    state = scene.state_dict()
+    assert int(state["view_box_step"]) == 100 + OBJECT_BOX_EVERY
+    older = {k: v for k, v in state.items() if not k.startswith("view_box")}  # a checkpoint from before
+    scene.load_state_dict(older)
+    assert int(scene.view_box_step) == -1  # found anew at the next view
+
+
 def test_rays_hit_box():
     from hoirecon.geometry.camera import look_at
 

@@ -151,7 +151,7 @@ class FitObjective(nn.Module):
             terms.update(grasp_terms(scene, frames, w["penetration"], w["contact"], self.penetration_moves))
         if self._guidance_due(step) and w["sds"] and self._beta_ready(scene, step):
             target, condition = scene.novel_view(
-                int(frames[0]), self.prior.resolution, generator, self.guidance.unseen_angle_deg
+                int(frames[0]), self.prior.resolution, generator, self.guidance.unseen_angle_deg, step
             )
             terms["sds"] = w["sds"] * self.prior.sds_loss(target, condition, self.categories, step)
         terms["loss"] = sum(terms.values())

@@ -39,6 +39,9 @@ class RayRender:
 
 #: Cells per side of the grid that finds the object's current solid (its box frames novel views).
 OBJECT_BOX_CELLS = 24
+#: Steps between refreshes of that box in a fit: its 24^3 network evaluations were an eighth of a
+#: score-distillation step, and the solid moves little in 16 steps (the occupancy grid's refresh rate).
+OBJECT_BOX_EVERY = 16
 
 
 class FitScene(nn.Module):
@@ -67,6 +70,11 @@ class FitScene(nn.Module):
         self.hand_from_obj = RigidDeltas(torch.eye(4).expand(n, 4, 4), shared=hand_from_obj_shared)
         self.intrinsics = IntrinsicsDeltas(torch.as_tensor(K, dtype=torch.float32))
         self.n_frames = n
+        # the box framing novel views (lo, hi) and the step it was found at (-1: never): buffers, so
+        # that a resumed fit frames its views as the uninterrupted one did
+        self.register_buffer("view_box", torch.zeros(2, 3))
+        self.register_buffer("view_box_step", torch.tensor(-1))
+        self.register_load_state_dict_pre_hook(_older_checkpoints_have_no_view_box)
 
     def frame_index(self, *frames: int) -> torch.Tensor:
         """Frame indices (B,) on the scene's device."""
@@ -133,19 +141,25 @@ class FitScene(nn.Module):
         return project(verts, poses["K"])[0]
 
     def novel_view(
-        self, frame: int, resolution: int, generator: torch.Generator, unseen_angle_deg: float = 0.0
+        self,
+        frame: int,
+        resolution: int,
+        generator: torch.Generator,
+        unseen_angle_deg: float = 0.0,
+        step: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The prior's inputs from a random view around the hand and the object: object channels
         (1, 5, R, R) with gradients, and the hand condition (1, 7, R, R) without (docs/fit.md, section
-        "Prior hook"). The view is framed on the hand and the object's current solid
+        "Prior hook"). The view is framed on the hand and the object's solid
         (``hoirecon.priors.novel_view``), as the prior's training views are on the true ones, and
-        is at least ``unseen_angle_deg`` away from every input camera."""
+        is at least ``unseen_angle_deg`` away from every input camera. The solid's box is found
+        anew, or at a fit's ``step`` as found at most ``OBJECT_BOX_EVERY`` steps before."""
         frames = self.frame_index(frame)
         poses = self.poses(frames)
         like = poses["K"]  # views are drawn on the generator's device (the CPU), then moved
         with torch.no_grad():
             hand = self.hands(frames)
-            lo, hi = self.object_box(like.dtype, like.device)
+            lo, hi = self.object_box(like.dtype, like.device) if step is None else self.view_box_at(step)
             box_in_hand = transform_points(poses["T_hand_from_obj"][0], box_corners(lo, hi))
             points = torch.cat([hand.vertices[0], box_in_hand])
         avoid = None
@@ -185,6 +199,15 @@ class FitScene(nn.Module):
         shape = (1, resolution, resolution)
         target = object_channels(alpha.reshape(shape), normal.reshape(*shape, 3), depth.reshape(shape), z_ref)
         return target, condition
+
+    @torch.no_grad()
+    def view_box_at(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``object_box`` as found at the last refresh, every ``OBJECT_BOX_EVERY`` steps."""
+        found = int(self.view_box_step)
+        if found < 0 or not 0 <= step - found < OBJECT_BOX_EVERY:
+            self.view_box.copy_(torch.stack(self.object_box(self.view_box.dtype, self.view_box.device)))
+            self.view_box_step.fill_(step)
+        return self.view_box[0], self.view_box[1]
 
     @torch.no_grad()
     def object_box(
@@ -227,3 +250,9 @@ class FitScene(nn.Module):
         """(B, V, 3) hand vertices in the object frame (for contact and penetration terms)."""
         T_obj_from_hand = invert_transform(self.hand_from_obj(frames))
         return transform_points(T_obj_from_hand, self.hands(frames).vertices)
+
+
+def _older_checkpoints_have_no_view_box(module: FitScene, state_dict: dict, prefix: str, *args: object) -> None:
+    # checkpoints from before the box was kept: find it anew at the first novel view
+    state_dict.setdefault(prefix + "view_box", module.view_box.new_zeros(2, 3))
+    state_dict.setdefault(prefix + "view_box_step", torch.tensor(-1))
