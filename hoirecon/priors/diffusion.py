@@ -85,11 +85,11 @@ class Denoiser(nn.Module):
         )
         self.scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule)
         self.register_buffer("alphas_cumprod", self.scheduler.alphas_cumprod.float().clone(), persistent=False)
-        #: (input shape, dtype) -> the UNet traced for it, for passes without gradients on a CPU
-        self._traced: dict[tuple, nn.Module] = {}
+        #: (input shape, dtype) -> the UNet exported for it, for passes without gradients on a CPU
+        self._exported: dict[tuple, nn.Module] = {}
 
-    def _apply(self, fn, *args, **kwargs):  # .to(), .double(), ...: traces hold the old tensors
-        self._traced.clear()
+    def _apply(self, fn, *args, **kwargs):  # .to(), .double(), ...: the graphs hold the old tensors
+        self._exported.clear()
         return super()._apply(fn, *args, **kwargs)
 
     @property
@@ -117,23 +117,22 @@ class Denoiser(nn.Module):
         x = torch.cat([x_t, condition], dim=1)
         if torch.is_grad_enabled() or x.device.type != "cpu":
             return self.unet(x, t, class_labels=class_ids).sample
-        return self._traced_unet(x, t, class_ids)(x, t, class_ids)
+        return self._exported_unet(x, t, class_ids)(x, t, class_ids)
 
-    def _traced_unet(self, x: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor) -> nn.Module:
-        """The UNet traced with TorchScript for inputs shaped like x (B, 12, H, W): the same numbers
-        (tested) in a quarter less time on a CPU (24 -> 15 ms a 32-px pass, without inference mode),
-        where score distillation runs it every other step. Traced once per input shape; diffusers'
-        shape checks become constants of the trace, which is why it is keyed by shape."""
+    def _exported_unet(self, x: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor) -> nn.Module:
+        """The UNet as one exported graph (``torch.export``) for inputs shaped like x (B, 12, H, W):
+        the same numbers (tested) without diffusers' Python between the layers, a fifth less time on
+        a CPU at 32 px (19 -> 15 ms a pass), where score distillation runs it every other step. Made
+        once per input shape (the graph is specialised to it) and sharing the UNet's weights."""
         key = (tuple(x.shape), x.dtype)
-        if key not in self._traced:
+        if key not in self._exported:
             eager = _UNetSample(self.unet)
-            with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            with torch.inference_mode(False), torch.no_grad():
                 try:
-                    self._traced[key] = torch.jit.trace(eager, (x.clone(), t.clone(), class_ids.clone()))
-                except RuntimeError:  # TorchScript is in maintenance: a torch that cannot trace runs eager
-                    self._traced[key] = eager
-        return self._traced[key]
+                    self._exported[key] = torch.export.export(eager, (x.clone(), t.clone(), class_ids.clone())).module()
+                except Exception:  # noqa: BLE001 - any failure to export: the same numbers, eager
+                    self._exported[key] = eager
+        return self._exported[key]
 
     def forward(
         self, x_t: torch.Tensor, condition: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor
@@ -259,7 +258,7 @@ class Denoiser(nn.Module):
 
 
 class _UNetSample(nn.Module):
-    """UNet2DModel's ``.sample`` as a plain tensor function, for tracing."""
+    """UNet2DModel's ``.sample`` as a plain tensor function, for ``torch.export``."""
 
     def __init__(self, unet: nn.Module):
         super().__init__()
