@@ -85,8 +85,10 @@ class Denoiser(nn.Module):
         )
         self.scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule)
         self.register_buffer("alphas_cumprod", self.scheduler.alphas_cumprod.float().clone(), persistent=False)
-        #: (input shape, dtype) -> the UNet exported for it, for passes without gradients on a CPU
+        #: (input shape, dtype) -> the UNet exported for it, for passes without gradients on a CPU,
+        #: and how many such passes each shape has had
         self._exported: dict[tuple, nn.Module] = {}
+        self._passes: dict[tuple, int] = {}
 
     def _apply(self, fn, *args, **kwargs):  # .to(), .double(), ...: the graphs hold the old tensors
         self._exported.clear()
@@ -119,13 +121,20 @@ class Denoiser(nn.Module):
             return self.unet(x, t, class_labels=class_ids).sample
         return self._exported_unet(x, t, class_ids)(x, t, class_ids)
 
+    #: Gradient-free passes of one input shape before the UNet is exported for it: exporting takes
+    #: 1-3 s, which a fit's few hundred distillation passes repay and a short run would not.
+    EXPORT_AFTER = 100
+
     def _exported_unet(self, x: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor) -> nn.Module:
-        """The UNet as one exported graph (``torch.export``) for inputs shaped like x (B, 12, H, W):
-        the same numbers (tested) without diffusers' Python between the layers, a fifth less time on
-        a CPU at 32 px (19 -> 15 ms a pass), where score distillation runs it every other step. Made
-        once per input shape (the graph is specialised to it) and sharing the UNet's weights."""
+        """The UNet as one exported graph (``torch.export``) for inputs shaped like x (B, 12, H, W),
+        once ``EXPORT_AFTER`` passes have had that shape: the same numbers (tested) without diffusers'
+        Python between the layers, a fifth less time on a CPU at 32 px (19 -> 15 ms a pass), where
+        score distillation runs it every other step. Specialised to the shape, sharing the weights."""
         key = (tuple(x.shape), x.dtype)
+        self._passes[key] = self._passes.get(key, 0) + 1
         if key not in self._exported:
+            if self._passes[key] <= self.EXPORT_AFTER:
+                return _UNetSample(self.unet)
             eager = _UNetSample(self.unet)
             with torch.inference_mode(False), torch.no_grad():
                 try:
