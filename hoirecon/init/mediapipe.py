@@ -20,6 +20,7 @@ from hoirecon.errors import DataError
 from hoirecon.init.base import HandFn, HandInit
 from hoirecon.init.landmark_fit import LandmarkFitConfig, fit_to_landmarks
 from hoirecon.init.mediapipe_detect import Landmarks, detect_hands
+from hoirecon.init.steady_turn import degrees_between, steady_turn, turned_about
 from hoirecon.registry import register
 from hoirecon.render.raster import rasterize
 
@@ -44,6 +45,13 @@ class MediaPipeInitializer:
         #: Move each clip's hand along the camera rays so its silhouette covers the hand masks' area
         #: (median over frames): MediaPipe's compact landmarks on our renders put it up to 3.7x too far.
         depth_from_masks: bool = True
+        #: Frames whose hand rotation is more than this many degrees off the clip's steady turn, and
+        #: undetected ones, take the turn's rotation (``hoirecon/init/steady_turn.py``); 0: off. On
+        #: our videos MediaPipe's rotations were 45-175 degrees off on many frames (docs/data.md).
+        steady_degrees: float = ranged(25.0, at_least=0, below=180)
+        #: ... if the frames that agree with the turn carry at least this share of the detection weight
+        #: (a hand that turns back and forth has no steady turn: its rotations stay as detected).
+        steady_min_agreement: float = ranged(0.5, at_least=0, at_most=1)
         fit: LandmarkFitConfig = field(default_factory=LandmarkFitConfig)
 
     def __init__(self, cfg: Config):
@@ -79,6 +87,9 @@ def init_from_landmarks(
             hint="mirror the video (hoirecon data video --mirror): the object then comes out mirrored too",
         )
     init = fit_to_landmarks(hand_model, landmarks, clip.K, cfg.fit)
+    if cfg.steady_degrees > 0:
+        scores = torch.as_tensor(np.where(found, landmarks.score, 0.0), dtype=torch.float32)
+        init = with_steady_turn(hand_model, init, scores, cfg.steady_degrees, cfg.steady_min_agreement)
     init.frame_weights = torch.as_tensor(np.where(found, landmarks.score, cfg.undetected_weight), dtype=torch.float32)
     init.notes.append(f"MediaPipe found the hand in {int(found.sum())} of {len(clip)} frames")
     if left_share > 0.5:
@@ -90,6 +101,31 @@ def init_from_landmarks(
     if missing:
         init.notes.append(f"no hand detected in frame(s) {short_list(missing)}: interpolated")
     return init
+
+
+def with_steady_turn(
+    hand_model: HandFn, init: HandInit, scores: torch.Tensor, degrees: float, min_agreement: float
+) -> HandInit:
+    """``init`` with the rotations of frames off the clip's steady turn replaced (``steady_turn``),
+    each turned about its hand's centre; scores (N,): detection scores, 0 where undetected."""
+    turn = steady_turn(init.T_cam_from_hand[:, :3, :3], scores, degrees)
+    if turn is None:
+        return init
+    if turn.agreement < min_agreement:
+        note = f"no steady turn of the hand: {turn.agreement:.0%} of the detection weight agrees; rotations as detected"
+        return HandInit(init.hand_pose, init.betas, init.T_cam_from_hand, [*init.notes, note], init.frame_weights)
+    n = len(init.hand_pose)
+    zeros = torch.zeros(n, 3)
+    with torch.no_grad():
+        out = hand_model(hand_pose=init.hand_pose, betas=init.betas.expand(n, -1), global_orient=zeros, transl=zeros)
+    rotations = torch.where(turn.agrees[:, None, None], init.T_cam_from_hand[:, :3, :3], turn.rotations)
+    T = turned_about(init.T_cam_from_hand, rotations, out.vertices.mean(1))
+    speed = float(degrees_between(turn.rotations[1:], turn.rotations[:-1]).mean()) if n > 1 else 0.0
+    note = (
+        f"hand rotation: {int((~turn.agrees).sum())} of {n} frames (off by more than {degrees:g} degrees, or"
+        f" undetected) follow the clip's steady turn of {speed:.1f} degrees a frame"
+    )
+    return HandInit(init.hand_pose, init.betas, T, [*init.notes, note], init.frame_weights)
 
 
 def hand_silhouettes(hand_model: HandFn, init: HandInit, K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
