@@ -63,6 +63,9 @@ def test_a_hand_with_no_steady_turn_keeps_its_rotations():
     init = HandInit(torch.zeros(n, 45), torch.zeros(10), T)
     out = with_steady_turn(hand_model, init, torch.ones(n), 25.0, 0.5)
     assert torch.equal(out.T_cam_from_hand, T) and "no steady turn" in out.notes[-1]
+    two = torch.zeros(n)
+    two[[3, 6]] = 1  # two detected frames always agree with the turn through them: no evidence
+    assert torch.equal(with_steady_turn(hand_model, init, two, 25.0, 0.5).T_cam_from_hand, T)
 
 
 def test_steady_degrees_sets_how_undetected_end_frames_turn(tmp_path):

@@ -46,9 +46,10 @@ class MediaPipeInitializer:
         #: (median over frames): MediaPipe's compact landmarks on our renders put it up to 3.7x too far.
         depth_from_masks: bool = True
         #: Frames whose hand rotation is more than this many degrees off the clip's steady turn, and
-        #: undetected ones, take the turn's rotation (``hoirecon/init/steady_turn.py``); 0: off. On
-        #: our videos MediaPipe's rotations were 45-175 degrees off on many frames (docs/data.md).
-        steady_degrees: float = ranged(25.0, at_least=0, below=180)
+        #: undetected ones, take the turn's rotation (``hoirecon/init/steady_turn.py``); 0: off. Off
+        #: by default: with MediaPipe's full-frame detections (`data video`) 25 raised a mug's F@5
+        #: 0.21 -> 0.43, but with few detected frames the turn is a guess (docs/data.md).
+        steady_degrees: float = ranged(0.0, at_least=0, below=180)
         #: ... if the frames that agree with the turn carry at least this share of the detection weight
         #: (a hand that turns back and forth has no steady turn: its rotations stay as detected).
         steady_min_agreement: float = ranged(0.5, at_least=0, at_most=1)
@@ -111,8 +112,11 @@ def with_steady_turn(
     turn = steady_turn(init.T_cam_from_hand[:, :3, :3], scores, degrees)
     if turn is None:
         return init
-    if turn.agreement < min_agreement:
-        note = f"no steady turn of the hand: {turn.agreement:.0%} of the detection weight agrees; rotations as detected"
+    if turn.agreement < min_agreement or int(turn.agrees.sum()) < 3:  # two frames always agree with their turn
+        note = (
+            f"no steady turn of the hand: {int(turn.agrees.sum())} detected frames ({turn.agreement:.0%} of the"
+            " detection weight) agree; rotations as detected"
+        )
         return HandInit(init.hand_pose, init.betas, init.T_cam_from_hand, [*init.notes, note], init.frame_weights)
     n = len(init.hand_pose)
     zeros = torch.zeros(n, 3)
