@@ -171,7 +171,7 @@ def sds_step_seconds(clip: Path, checkpoint: str, fitted: Path | None = None, re
     _, config = run_config(FitConfig, REPO / "configs/fit/demo.yaml", None, overrides, **keys)
     parts = build_fit(config)
     objective, scene = parts.system.objective, parts.scene
-    objective.prior.model.EXPORT_AFTER = 0  # a long fit's steady state: its UNet runs exported
+    objective.prior.model.TRACE_AFTER = 0  # a long fit's steady state: its UNet runs traced
     first = 0
     if fitted is not None:
         checkpoint_file = fitted / "checkpoints" / "last.ckpt"

@@ -120,32 +120,32 @@ def test_guidance_scale_one_is_the_conditional_prediction():
     assert torch.allclose(model.guided_noise(target, condition, t, ids, 0.0), unconditional, atol=1e-5)
 
 
-def test_passes_without_gradients_run_an_exported_graph_with_the_same_numbers():
+def test_passes_without_gradients_run_a_trace_with_the_same_numbers():
     torch.manual_seed(0)
     model = Denoiser(TINY).eval()
     target, condition, ids = batch()
     t = torch.tensor([3, 30, 60, 99])
     eager = model.raw(target, condition, t, ids)  # gradients on: the UNet itself
     with torch.no_grad():
-        for _ in range(Denoiser.EXPORT_AFTER):  # short runs stay eager
+        for _ in range(Denoiser.TRACE_AFTER):  # short runs stay eager
             model.raw(target, condition, t, ids)
-    assert not model._exported
-    model.EXPORT_AFTER = 0
+    assert not model._traced
+    model.TRACE_AFTER = 0
     with torch.inference_mode():
-        exported = model.raw(target, condition, t, ids)
-        again = model.raw(target, condition, t.flip(0), ids)  # another t, the same graph
-        two = model.raw(target[:2], condition[:2], t[:2], ids[:2])  # another shape, its own graph
-    assert torch.equal(exported, eager.detach()) and len(model._exported) == 2
-    assert all(isinstance(graph, torch.fx.GraphModule) for graph in model._exported.values())  # not eager
+        traced = model.raw(target, condition, t, ids)
+        again = model.raw(target, condition, t.flip(0), ids)  # another t, the same trace
+        two = model.raw(target[:2], condition[:2], t[:2], ids[:2])  # another shape, its own trace
+    assert torch.equal(traced, eager.detach()) and len(model._traced) == 2
+    assert all(isinstance(trace, torch.jit.ScriptModule) for trace in model._traced.values())  # not eager
     assert torch.equal(again, model.raw(target, condition, t.flip(0), ids).detach())
     assert torch.equal(two, model.raw(target[:2], condition[:2], t[:2], ids[:2]).detach())
-    # training moves the weights in place: the graphs follow them
+    # training moves the weights in place: the traces follow them
     with torch.no_grad():
         model.unet.conv_in.bias.add_(0.1)
         moved = model.raw(target, condition, t, ids)
-    assert not torch.allclose(moved, exported) and torch.equal(moved, model.raw(target, condition, t, ids).detach())
-    model.double()  # new tensors: the graphs are dropped and made anew
-    assert not model._exported
+    assert not torch.allclose(moved, traced) and torch.equal(moved, model.raw(target, condition, t, ids).detach())
+    model.double()  # new tensors: the traces are dropped and made anew
+    assert not model._traced
     with torch.no_grad():
         double = model.raw(target.double(), condition.double(), t, ids)
     assert double.dtype == torch.float64 and torch.allclose(double.float(), moved, atol=1e-5)

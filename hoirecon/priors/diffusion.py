@@ -85,13 +85,13 @@ class Denoiser(nn.Module):
         )
         self.scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule)
         self.register_buffer("alphas_cumprod", self.scheduler.alphas_cumprod.float().clone(), persistent=False)
-        #: (input shape, dtype) -> the UNet exported for it, for passes without gradients on a CPU,
+        #: (input shape, dtype) -> the UNet traced for it, for passes without gradients on a CPU,
         #: and how many such passes each shape has had
-        self._exported: dict[tuple, nn.Module] = {}
+        self._traced: dict[tuple, nn.Module] = {}
         self._passes: dict[tuple, int] = {}
 
-    def _apply(self, fn, *args, **kwargs):  # .to(), .double(), ...: the graphs hold the old tensors
-        self._exported.clear()
+    def _apply(self, fn, *args, **kwargs):  # .to(), .double(), ...: the traces hold the old tensors
+        self._traced.clear()
         return super()._apply(fn, *args, **kwargs)
 
     @property
@@ -119,29 +119,32 @@ class Denoiser(nn.Module):
         x = torch.cat([x_t, condition], dim=1)
         if torch.is_grad_enabled() or x.device.type != "cpu":
             return self.unet(x, t, class_labels=class_ids).sample
-        return self._exported_unet(x, t, class_ids)(x, t, class_ids)
+        return self._traced_unet(x, t, class_ids)(x, t, class_ids)
 
-    #: Gradient-free passes of one input shape before the UNet is exported for it: exporting takes
-    #: 1-3 s, which a fit's few hundred distillation passes repay and a short run would not.
-    EXPORT_AFTER = 100
+    #: Gradient-free passes of one input shape before the UNet is traced for it: tracing takes
+    #: 1-2 s, which a fit's few hundred distillation passes repay and a short run would not.
+    TRACE_AFTER = 100
 
-    def _exported_unet(self, x: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor) -> nn.Module:
-        """The UNet as one exported graph (``torch.export``) for inputs shaped like x (B, 12, H, W),
-        once ``EXPORT_AFTER`` passes have had that shape: the same numbers (tested) without diffusers'
-        Python between the layers, a fifth less time on a CPU at 32 px (19 -> 15 ms a pass), where
-        score distillation runs it every other step. Specialised to the shape, sharing the weights."""
+    def _traced_unet(self, x: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor) -> nn.Module:
+        """The UNet traced with TorchScript for inputs shaped like x (B, 12, H, W), once
+        ``TRACE_AFTER`` passes have had that shape: the same numbers (tested) without diffusers'
+        Python between the layers, a quarter less time on a CPU at 32 px (20 -> 15.5 ms a pass),
+        where score distillation runs it every other step. Specialised to the shape, sharing the
+        weights. ``torch.jit.trace`` is deprecated, but ``torch.export``'s graph saved only 1.3 ms
+        here (docs/benchmarks.md); a torch that cannot trace runs the UNet as it is."""
         key = (tuple(x.shape), x.dtype)
         self._passes[key] = self._passes.get(key, 0) + 1
-        if key not in self._exported:
-            if self._passes[key] <= self.EXPORT_AFTER:
+        if key not in self._traced:
+            if self._passes[key] <= self.TRACE_AFTER:
                 return _UNetSample(self.unet)
             eager = _UNetSample(self.unet)
-            with torch.inference_mode(False), torch.no_grad():
+            with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the tracer's notes on diffusers' shape checks, its deprecation
                 try:
-                    self._exported[key] = torch.export.export(eager, (x.clone(), t.clone(), class_ids.clone())).module()
-                except Exception:  # noqa: BLE001 - any failure to export: the same numbers, eager
-                    self._exported[key] = eager
-        return self._exported[key]
+                    self._traced[key] = torch.jit.trace(eager, (x.clone(), t.clone(), class_ids.clone()))
+                except Exception:  # noqa: BLE001 - any failure to trace: the same numbers, eager
+                    self._traced[key] = eager
+        return self._traced[key]
 
     def forward(
         self, x_t: torch.Tensor, condition: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor
@@ -267,7 +270,7 @@ class Denoiser(nn.Module):
 
 
 class _UNetSample(nn.Module):
-    """UNet2DModel's ``.sample`` as a plain tensor function, for ``torch.export``."""
+    """UNet2DModel's ``.sample`` as a plain tensor function, for tracing."""
 
     def __init__(self, unet: nn.Module):
         super().__init__()
