@@ -119,11 +119,8 @@ def with_steady_turn(
         )
         return HandInit(init.hand_pose, init.betas, init.T_cam_from_hand, [*init.notes, note], init.frame_weights)
     n = len(init.hand_pose)
-    zeros = torch.zeros(n, 3)
-    with torch.no_grad():
-        out = hand_model(hand_pose=init.hand_pose, betas=init.betas.expand(n, -1), global_orient=zeros, transl=zeros)
     rotations = torch.where(turn.agrees[:, None, None], init.T_cam_from_hand[:, :3, :3], turn.rotations)
-    T = turned_about(init.T_cam_from_hand, rotations, out.vertices.mean(1))
+    T = turned_about(init.T_cam_from_hand, rotations, hand_frame_mesh(hand_model, init).vertices.mean(1))
     speed = float(degrees_between(turn.rotations[1:], turn.rotations[:-1]).mean()) if n > 1 else 0.0
     note = (
         f"hand rotation: {int((~turn.agrees).sum())} of {n} frames (off by more than {degrees:g} degrees, or"
@@ -132,13 +129,19 @@ def with_steady_turn(
     return HandInit(init.hand_pose, init.betas, T, [*init.notes, note], init.frame_weights)
 
 
-def hand_silhouettes(hand_model: HandFn, init: HandInit, K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(N, H, W) bool: where the initialised hand covers each frame (K (N, 3, 3))."""
+@torch.no_grad()
+def hand_frame_mesh(hand_model: HandFn, init: HandInit):
+    """The initialised hands of every frame in the hand frame: the model's output, vertices (N, V, 3)."""
     n = len(init.hand_pose)
     zeros = torch.zeros(n, 3)
+    return hand_model(hand_pose=init.hand_pose, betas=init.betas.expand(n, -1), global_orient=zeros, transl=zeros)
+
+
+def hand_silhouettes(hand_model: HandFn, init: HandInit, K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N, H, W) bool: where the initialised hand covers each frame (K (N, 3, 3))."""
+    out = hand_frame_mesh(hand_model, init)
+    K_t = torch.as_tensor(K, dtype=torch.float32)
     with torch.no_grad():
-        out = hand_model(hand_pose=init.hand_pose, betas=init.betas.expand(n, -1), global_orient=zeros, transl=zeros)
-        K_t = torch.as_tensor(K, dtype=torch.float32)
         return rasterize(out.vertices, out.faces, K_t, init.T_cam_from_hand, image_size=size).covered.numpy()
 
 

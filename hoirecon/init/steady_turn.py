@@ -61,10 +61,9 @@ def steady_turn(rotations: torch.Tensor, weights: torch.Tensor, inlier_degrees: 
         near = degrees_between(turn_at(R[a], omega, a, frames[known]), R[known]) < inlier_degrees
         score = float(w[known][near].sum())
         if score > best_score:
-            best, best_score = (a, omega), score
-    a, omega = best
+            best, best_score = (a, omega, known[near]), score
+    a, omega, agree = best
     # refined on the frames that agree: the rotation at the first of the pair and the velocity
-    agree = known[degrees_between(turn_at(R[a], omega, a, frames[known]), R[known]) < inlier_degrees]
     R_a, omega = _refine(R, w, agree, R[a], omega, a)
     model = turn_at(R_a, omega, a, frames)
     agrees = (w > 0) & (degrees_between(model, R) < inlier_degrees)

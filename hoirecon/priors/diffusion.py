@@ -87,7 +87,7 @@ class Denoiser(nn.Module):
         self.register_buffer("alphas_cumprod", self.scheduler.alphas_cumprod.float().clone(), persistent=False)
         #: (input shape, dtype) -> the UNet traced for it, for passes without gradients on a CPU,
         #: and how many such passes each shape has had
-        self._traced: dict[tuple, nn.Module] = {}
+        self._traced: dict[tuple, nn.Module | None] = {}
         self._passes: dict[tuple, int] = {}
 
     def _apply(self, fn, *args, **kwargs):  # .to(), .double(), ...: the traces hold the old tensors
@@ -117,34 +117,33 @@ class Denoiser(nn.Module):
     def raw(self, x_t: torch.Tensor, condition: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
         """The UNet's output, in the parameterisation of ``cfg.prediction_type``."""
         x = torch.cat([x_t, condition], dim=1)
-        if torch.is_grad_enabled() or x.device.type != "cpu":
-            return self.unet(x, t, class_labels=class_ids).sample
-        return self._traced_unet(x, t, class_ids)(x, t, class_ids)
+        traced = None if torch.is_grad_enabled() or x.device.type != "cpu" else self._traced_unet(x, t, class_ids)
+        if traced is not None:
+            return traced(x, t, class_ids)
+        return self.unet(x, t, class_labels=class_ids).sample
 
     #: Gradient-free passes of one input shape before the UNet is traced for it: tracing takes
     #: 1-2 s, which a fit's few hundred distillation passes repay and a short run would not.
     TRACE_AFTER = 100
 
-    def _traced_unet(self, x: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor) -> nn.Module:
+    def _traced_unet(self, x: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor) -> nn.Module | None:
         """The UNet traced with TorchScript for inputs shaped like x (B, 12, H, W), once
-        ``TRACE_AFTER`` passes have had that shape: the same numbers (tested) without diffusers'
-        Python between the layers, a quarter less time on a CPU at 32 px (20 -> 15.5 ms a pass),
-        where score distillation runs it every other step. Specialised to the shape, sharing the
-        weights. ``torch.jit.trace`` is deprecated, but ``torch.export``'s graph saved only 1.3 ms
-        here (docs/benchmarks.md); a torch that cannot trace runs the UNet as it is."""
+        ``TRACE_AFTER`` passes have had that shape (None before, or where tracing fails): the same
+        numbers (tested) without diffusers' Python between the layers, a quarter less time on a CPU
+        at 32 px (20 -> 15.5 ms a pass), where score distillation runs it every other step.
+        Specialised to the shape, sharing the weights. ``torch.jit.trace`` is deprecated, but
+        ``torch.export``'s graph saved only 1.3 ms here (docs/benchmarks.md)."""
         key = (tuple(x.shape), x.dtype)
         self._passes[key] = self._passes.get(key, 0) + 1
-        if key not in self._traced:
-            if self._passes[key] <= self.TRACE_AFTER:
-                return _UNetSample(self.unet)
-            eager = _UNetSample(self.unet)
+        if key not in self._traced and self._passes[key] > self.TRACE_AFTER:
             with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the tracer's notes on diffusers' shape checks, its deprecation
                 try:
-                    self._traced[key] = torch.jit.trace(eager, (x.clone(), t.clone(), class_ids.clone()))
-                except Exception:  # noqa: BLE001 - any failure to trace: the same numbers, eager
-                    self._traced[key] = eager
-        return self._traced[key]
+                    inputs = (x.clone(), t.clone(), class_ids.clone())
+                    self._traced[key] = torch.jit.trace(_UNetSample(self.unet), inputs)
+                except Exception:  # noqa: BLE001 - any failure to trace: the same numbers, untraced
+                    self._traced[key] = None
+        return self._traced.get(key)
 
     def forward(
         self, x_t: torch.Tensor, condition: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor

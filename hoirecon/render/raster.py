@@ -102,7 +102,7 @@ def _pairs_culled(
     cell_start = torch.cumsum(per_cell, 0) - per_cell
     # faces' grown boxes in cells
     faces = torch.nonzero(valid).squeeze(1)
-    tri = tri_uv.index_select(0, faces)
+    tri = _take(tri_uv, faces)
     lo = tri.amin(dim=1) - settings.margin
     hi = tri.amax(dim=1) + settings.margin
     on_screen = (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] <= w - 1) & (lo[:, 1] <= h - 1)
