@@ -86,3 +86,22 @@ def test_steady_degrees_sets_how_undetected_end_frames_turn(tmp_path):
         init = init_from_landmarks(clip, hand_model, landmarks, cfg)
         errors[degrees] = float(degrees_between(init.T_cam_from_hand[-1, :3, :3], T[-1, :3, :3]))
     assert errors[0.0] > 4.0 and errors[25.0] < 0.5 * errors[0.0]
+
+
+def test_steady_min_agreement_sets_when_the_turn_is_refused():
+    """initializer.steady_min_agreement: 12 of 17 detected frames agree (71% of the weight), so 0.5
+    replaces the 8 others' rotations and 0.8 leaves every rotation as detected."""
+    hand_model = build("hand_model", {"type": "mano"})
+    truth = turning(20).float()
+    seen = truth.clone()
+    seen[[2, 7, 8, 13, 19, 0, 10, 11]] = roma.random_rotmat(8, generator=torch.Generator().manual_seed(1))
+    weights = torch.ones(20)
+    weights[[0, 10, 11]] = 0
+    T = torch.eye(4).repeat(20, 1, 1)
+    T[:, :3, :3] = seen
+    T[:, 2, 3] = 0.5
+    init = HandInit(torch.zeros(20, 45), torch.zeros(10), T)
+    replaced = with_steady_turn(hand_model, init, weights, 25.0, 0.5).T_cam_from_hand
+    kept = with_steady_turn(hand_model, init, weights, 25.0, 0.8).T_cam_from_hand
+    assert degrees_between(replaced[:, :3, :3], truth).max() < 1.0
+    assert torch.equal(kept, T)
