@@ -181,7 +181,7 @@ def with_true_masks(name: str, work: Path) -> Path:
     return out
 
 
-def fit(clip: Path, run: Path, config: Path, steps: int, threads: int) -> dict[str, float]:
+def fit(clip: Path, run: Path, config: Path, steps: int, threads: int, extra: tuple[str, ...] = ()) -> dict[str, float]:
     from hoirecon.api import fit_clip
 
     if (run / "metrics.json").is_file():
@@ -189,7 +189,7 @@ def fit(clip: Path, run: Path, config: Path, steps: int, threads: int) -> dict[s
     else:
         resume = run if (run / "checkpoints" / "last.ckpt").is_file() else None
         keys = {} if resume else {"clip": str(clip), "run_dir": str(run)}
-        overrides = [f"trainer.threads={threads}", f"trainer.max_steps={steps}"]
+        overrides = [f"trainer.threads={threads}", f"trainer.max_steps={steps}", *extra]
         metrics = fit_clip(None if resume else config, resume=resume, overrides=overrides, **keys).metrics
     # a fit whose SDF has no surface in its box scores no object: F-scores 0, chamfer undefined
     out = {k: float(metrics.get(v, float("nan") if k == "cd" else 0.0)) for k, v in KEYS.items()}
@@ -238,6 +238,7 @@ def main() -> None:
                 ROOT / "configs/fit/video.yaml",
                 args.steps,
                 args.threads,
+                ("initializer.type=provided",),  # the hands fitted to those landmarks, not MediaPipe's
             )
             rows[name].update(
                 {f"{k}_video": v for k, v in video.items()}
