@@ -123,10 +123,12 @@ def ablation(
     seeds: list[int],
     preset: str = "narrow12",
     variants: list[str] | None = None,
+    threads: int = 0,
 ) -> list[dict]:
     """Runs (resumably) ``configs/compare/prior-ablation.yaml`` through `hoirecon compare`, with the
     prior checkpoint ``checkpoint`` in every named variant (or in those of ``variants``, "none" always
-    among them) and the given seeds; returns results.csv's rows."""
+    among them) and the given seeds, ``threads`` torch threads per fit (0: the cores split between
+    the jobs); returns results.csv's rows."""
     split = out / preset
     subprocess.run(
         [HOIRECON, "synth", "split", "--preset", preset, "--frames", "16", "--resolution", "96", "--out", str(split)],
@@ -148,7 +150,16 @@ def ablation(
     config.overrides = [f"trainer.max_steps={steps}"]
     out.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, out / "prior-ablation.yaml")
-    cmd = [HOIRECON, "compare", "--config", str(out / "prior-ablation.yaml"), "--jobs", str(jobs)]
+    cmd = [
+        HOIRECON,
+        "compare",
+        "--config",
+        str(out / "prior-ablation.yaml"),
+        "--jobs",
+        str(jobs),
+        "--threads",
+        str(threads),
+    ]
     subprocess.run(cmd, check=True, cwd=REPO)
     with open(out / "compare" / "results.csv") as f:
         rows = list(csv.DictReader(f))
@@ -203,6 +214,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "runs/bench-prior"))
     parser.add_argument("--sheet", default=str(REPO / "docs/prior_samples.png"))
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads per fit (0: the cores split between jobs)"
+    )
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--skip-ablation", action="store_true")
     parser.add_argument("--skip-heldout", action="store_true", help="no held-out loss and contact sheet (no --data)")
@@ -234,7 +248,9 @@ def main() -> None:
     if not args.skip_ablation:
         seeds = [int(x) for x in args.seeds.split(",")]
         variants = [v for v in args.variants.split(",") if v]
-        rows = ablation(Path(args.out), args.jobs, args.steps, args.checkpoint, seeds, args.preset, variants)
+        rows = ablation(
+            Path(args.out), args.jobs, args.steps, args.checkpoint, seeds, args.preset, variants, args.threads
+        )
         f5, f10, u5 = "object/f@5mm[rigid]", "object/f@10mm[rigid]", "object/unseen_f@5mm[rigid]"
         cd, mpjpe = "object/chamfer_cm2[rigid]", "hand/mpjpe_mm[root]"
         names = list(dict.fromkeys(r["variant"].split(",")[0] for r in rows))
