@@ -48,7 +48,7 @@ from hoirecon.geometry.camera import project
 from hoirecon.geometry.transforms import transform_points
 from hoirecon.hand.joints import INDEX_MCP
 from hoirecon.hand.landmarks import MP_TO_HAND
-from hoirecon.init.mediapipe import MediaPipeInitializer, init_from_landmarks, scaled_to_masks
+from hoirecon.init.mediapipe import MediaPipeInitializer, depth_from_clip_masks, init_from_landmarks
 from hoirecon.init.mediapipe_detect import Landmarks
 from hoirecon.init.provided import init_from_params
 from hoirecon.prepare import VideoOptions, read_crop, video_to_clip, write_crop
@@ -153,7 +153,7 @@ def with_paper_landmarks(name: str, work: Path, seed: int = 0) -> tuple[Path, di
     landmarks = Landmarks(pixels, world, np.where(found, 0.95, 0.0), found.copy())
     hand_model = build("hand_model", {"type": "mano"})
     cfg = MediaPipeInitializer.Config()
-    init = scaled_to_masks(hand_model, init_from_landmarks(clip, hand_model, landmarks, cfg), clip.hand_masks, clip.K)
+    init = depth_from_clip_masks(hand_model, init_from_landmarks(clip, hand_model, landmarks, cfg), clip)
     n = len(clip)
     clip.hands = HandParams(init.hand_pose.numpy(), init.betas.numpy(), np.zeros((n, 3)), np.zeros((n, 3)))
     clip.T_cam_from_hand = init.T_cam_from_hand.numpy()

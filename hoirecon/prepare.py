@@ -30,15 +30,22 @@ from hoirecon.geometry.camera import intrinsics_from_fov
 from hoirecon.geometry.transforms import transform_points
 from hoirecon.init.base import HandFn, HandInit
 from hoirecon.init.landmark_fit import hand_joints
-from hoirecon.init.mediapipe import MediaPipeInitializer, detect, hand_silhouettes, init_from_landmarks, scaled_to_masks
+from hoirecon.init.mediapipe import (
+    DEPTH_ROUNDS,
+    MediaPipeInitializer,
+    detect,
+    hand_silhouettes,
+    init_from_landmarks,
+    scaled_to_masks,
+)
 from hoirecon.init.mediapipe_detect import Landmarks
 from hoirecon.registry import build
 from hoirecon.utils.io import atomic_folder, atomic_path, atomic_write_text
 from hoirecon.utils.progress import progress_bar
 
-#: The hand's depth is set from its GrabCut size this many times, GrabCut reaching REACH pixels past
-#: the fitted silhouette (docs/data.md, "From a video").
-DEPTH_ROUNDS, REACH = 2, 10
+#: GrabCut reaches REACH pixels past the fitted silhouette when it sizes the hand for its depth
+#: (DEPTH_ROUNDS times; docs/data.md, "From a video").
+REACH = 10
 #: Written beside a video's clip: the square it was cut from (x0, y0, side in video pixels; size).
 CROP_FILE = "video_crop.yaml"
 

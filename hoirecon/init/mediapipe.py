@@ -24,6 +24,10 @@ from hoirecon.init.steady_turn import degrees_between, steady_turn, turned_about
 from hoirecon.registry import register
 from hoirecon.render.raster import rasterize
 
+#: The depth is set from the masks' size this many times (the silhouette, and so what the occluders
+#: hide of it, changes with the depth).
+DEPTH_ROUNDS = 2
+
 
 @register("initializer", "mediapipe")
 class MediaPipeInitializer:
@@ -61,8 +65,8 @@ class MediaPipeInitializer:
     def initialize(self, clip: Clip, hand_model: HandFn) -> HandInit:
         cfg = self.cfg
         init = init_from_landmarks(clip, hand_model, detect(clip.images, cfg), cfg)
-        if cfg.depth_from_masks and clip.hand_masks.any():
-            init = scaled_to_masks(hand_model, init, clip.hand_masks, clip.K)
+        if cfg.depth_from_masks:
+            init = depth_from_clip_masks(hand_model, init, clip)
         return init
 
 
@@ -145,8 +149,21 @@ def hand_silhouettes(hand_model: HandFn, init: HandInit, K: np.ndarray, size: tu
         return rasterize(out.vertices, out.faces, K_t, init.T_cam_from_hand, image_size=size).covered.numpy()
 
 
+def depth_from_clip_masks(hand_model: HandFn, init: HandInit, clip: Clip) -> HandInit:
+    """``init`` moved along the camera rays to the depth ``clip``'s hand masks' size implies, its
+    object masks hiding the hand where they cover it (``scaled_to_masks``, DEPTH_ROUNDS times)."""
+    for _ in range(DEPTH_ROUNDS):
+        init = scaled_to_masks(hand_model, init, clip.hand_masks, clip.K, occluders=clip.object_masks)
+    return init
+
+
 def scaled_to_masks(
-    hand_model: HandFn, init: HandInit, hand_masks: np.ndarray, K: np.ndarray, silhouettes: np.ndarray | None = None
+    hand_model: HandFn,
+    init: HandInit,
+    hand_masks: np.ndarray,
+    K: np.ndarray,
+    silhouettes: np.ndarray | None = None,
+    occluders: np.ndarray | None = None,
 ) -> HandInit:
     """``init`` with every translation divided by s, the median over frames of sqrt(mask area / silhouette area).
 
@@ -154,9 +171,14 @@ def scaled_to_masks(
     hand look s times larger: the depth the masks' size implies, for the shape the landmarks gave.
     Frames with a tiny mask or silhouette (under 20 pixels) do not vote; no vote changes nothing.
     ``silhouettes``: ``init``'s (``hand_silhouettes``), when the caller has them already.
+    ``occluders`` (N, H, W) bool, e.g. the object masks: the hand mask holds only the visible hand,
+    so silhouette pixels under an occluder do not count (else a hand half behind a kettle is put
+    twice as far as it is).
     """
     if silhouettes is None:
         silhouettes = hand_silhouettes(hand_model, init, K, hand_masks.shape[1:])
+    if occluders is not None:
+        silhouettes = silhouettes & ~occluders
     mask_area, sil_area = hand_masks.sum(axis=(1, 2)), silhouettes.sum(axis=(1, 2))
     votes = (mask_area >= 20) & (sil_area >= 20)
     if not votes.any():
