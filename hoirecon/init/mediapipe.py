@@ -46,8 +46,9 @@ class MediaPipeInitializer:
         #: (1) by default: on synthetic renders it calls our right hand left when it is seen from the
         #: back (a depth-mirrored reading, which the fit undoes); a note says so when most are left.
         max_left_share: float = ranged(1.0, at_least=0, at_most=1)
-        #: Move each clip's hand along the camera rays so its silhouette covers the hand masks' area
-        #: (median over frames): MediaPipe's compact landmarks on our renders put it up to 3.7x too far.
+        #: Move each clip's hand along the camera rays so the part of its silhouette the object masks
+        #: leave visible covers the hand masks' area (median over frames): MediaPipe's compact
+        #: landmarks on our renders put it up to 3.7x too far.
         depth_from_masks: bool = True
         #: Frames whose hand rotation is more than this many degrees off the clip's steady turn, and
         #: undetected ones, take the turn's rotation (``hoirecon/init/steady_turn.py``); 0: off. Off
