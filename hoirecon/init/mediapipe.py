@@ -52,8 +52,8 @@ class MediaPipeInitializer:
         depth_from_masks: bool = True
         #: Frames whose hand rotation is more than this many degrees off the clip's steady turn, and
         #: undetected ones, take the turn's rotation (``hoirecon/init/steady_turn.py``); 0: off. Off
-        #: by default: on a mug's hands from `data video` one steady turn for every frame raised F@5
-        #: 0.21 -> 0.43, but with few detected frames the turn is a guess (docs/data.md).
+        #: by default: 25 raised the object's F@5 on four synthetic videos but worsened every hand
+        #: (rotations that agree, not right ones), on clips whose cameras turn at constant speed (docs/data.md).
         steady_degrees: float = ranged(0.0, at_least=0, below=180)
         #: ... if the frames that agree with the turn carry at least this share of the detection weight
         #: (a hand that turns back and forth has no steady turn: its rotations stay as detected).
