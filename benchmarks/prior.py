@@ -12,7 +12,7 @@
     the cost of a step with score distillation against one without (``sds_step_seconds``).
 
 Usage: benchmarks/prior.py [--checkpoint FILE] [--data data/prior/r32] [--out runs/bench-prior]
-[--jobs 2] [--steps 800] [--seeds 0,1] [--variants none,x0h1] [--prior-variant x0h1] [--skip-ablation]
+[--jobs 2] [--steps 800] [--seeds 0,1] [--variants none,x0u60w2] [--prior-variant x0u60w2] [--skip-ablation]
 [--skip-heldout] [--timing RUN_DIR]
 (``--skip-heldout --skip-ablation --timing RUN_DIR``: only the step timing, on any finished fit).
 Last line: one JSON object.
@@ -222,7 +222,7 @@ def main() -> None:
     parser.add_argument("--skip-heldout", action="store_true", help="no held-out loss and contact sheet (no --data)")
     parser.add_argument("--seeds", default="0,1", help="fit seeds, e.g. 0 for a first pass (runs resume)")
     parser.add_argument("--variants", default="", help="named variants to run, e.g. none,x0h1 (default: all)")
-    parser.add_argument("--prior-variant", default="x0h1", help="the variant the JSON's *_prior keys report")
+    parser.add_argument("--prior-variant", default="x0u60w2", help="the variant the JSON's *_prior keys report")
     parser.add_argument("--preset", default="narrow12", help="the narrow-arc split (narrow12: 12 clips)")
     parser.add_argument(
         "--timing", metavar="RUN_DIR", help="time the SDS step at the end of this finished fit (default: kettle1's)"

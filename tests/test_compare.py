@@ -110,6 +110,9 @@ def test_the_prior_ablation_runs_score_distillation_in_every_prior_variant():
         guided = [s for s in due if sharp_enough(g, s, steps, beta=0.01)]
         if fit.prior["type"] == "none":
             continue
+        # every prior variant spells out what the defaults may move, so that it stays what it says
+        spelled = {o.split("=")[0] for o in overrides}
+        assert {"prior.weight", "prior.weighting", "guidance.unseen_angle_deg", "prior.checkpoint"} <= spelled, name
         assert fit.loss.sds != 0, name
         assert len(guided) >= 0.4 * len(due), name
         assert not sharp_enough(g, g.warmup_steps, steps, beta=0.01)  # ... and not before beta or start_by

@@ -298,3 +298,9 @@ def test_unseen_angle_setting_reaches_the_novel_views(clip_dir, tmp_path, monkey
     assert seen[2]["min_angle_deg"] == 120.0 and len(seen[2]["avoid"]) == parts.scene.n_frames
     assert seen[3]["min_angle_deg"] == 120.0  # through the objective too
     assert not torch.allclose(views[0.0], views[120.0])  # the far side: another view
+    parts = _parts(
+        clip_dir, tmp_path / "default", "prior.type=smooth-surface", "guidance.warmup_steps=0", "guidance.max_beta=0"
+    )
+    parts.system.follow_step(0)
+    parts.system.objective(parts.scene, generator=torch.Generator().manual_seed(3))
+    assert seen[-1]["min_angle_deg"] == 60.0 and seen[-1]["avoid"] is not None  # the default: the unseen side

@@ -348,8 +348,10 @@ class DiffusionPrior(nn.Module):
         #: (none, one UNet pass): 2 added 0.004 F@5 on the narrow-arc ablation (docs/prior.md).
         hand_scale: float = ranged(1.0, at_least=0)
         #: SDS weight; a number or a [start_step, v0, v1, end_step] schedule. DiffHOI's released
-        #: config uses 1e-3; 1e-2 made SDS up to 62% of the mask gradient here.
-        weight: Any = 1.0e-3
+        #: config uses 1e-3; 1e-2 made SDS up to 62% of the mask gradient here. 2e-3 with views kept
+        #: to the unseen side (``guidance.unseen_angle_deg`` 60), which lets it be stronger without
+        #: fighting the masks (docs/prior.md).
+        weight: Any = 2.0e-3
         #: Smallest timestep fraction (below 1: t is drawn from [t_min, t_max) x the schedule's steps).
         t_min: float = ranged(0.75, at_least=0, below=1)
         #: "x0": the gradient is x0 - x0_hat, the one-step denoised render's pull (w(t) =
