@@ -307,5 +307,11 @@ def test_x0_weighting_pulls_towards_the_one_step_denoised_render(tmp_path):
     prior.sds_loss(x0, condition, ["mug", "bottle"], step=0).backward()
     x0_hat = replayed_denoised(prior, 7, target, condition, t_min=0.5)
     assert torch.allclose(x0.grad, target - x0_hat, atol=1e-4)
+    # prior.weight scales that pull, and the default is 0.002 (docs/prior.md, "What each change did")
+    default = build("prior", {k: v for k, v in spec.items() if k != "weight"})
+    x0.grad = None
+    default.generator.manual_seed(7)
+    default.sds_loss(x0, condition, ["mug", "bottle"], step=0).backward()
+    assert torch.allclose(x0.grad, 0.002 * (target - x0_hat), atol=1e-6)
     with pytest.raises(ConfigError, match="'weighting'.*one of sds, x0"):
         build("prior", {**spec, "weighting": "v"})
