@@ -11,7 +11,7 @@ from hoirecon.cli import main
 from hoirecon.data.formats.hoirecon import HoireconFormat
 from hoirecon.data.prior_shards import ShardStream, read_index, shard_path
 from hoirecon.data.synth.clip import SynthClipConfig, make_clip
-from hoirecon.data.synth.grasp import GraspConfig, GraspSynthesizer
+from hoirecon.data.synth.grasp import GraspConfig, GraspSynthesizer, first_true
 from hoirecon.data.synth.prior_data import PriorDataConfig, generate
 from hoirecon.geometry.transforms import transform_points
 from hoirecon.priors.channels import FAR
@@ -55,6 +55,24 @@ def test_grasp_is_deterministic(hand):
     c = GraspSynthesizer(hand).synthesize(obj, seed=6)
     assert np.array_equal(a.hand_pose, b.hand_pose) and np.array_equal(a.T_hand_from_obj, b.T_hand_from_obj)
     assert not np.array_equal(a.T_hand_from_obj, c.T_hand_from_obj)
+
+
+@pytest.mark.parametrize("n, stride", [(141, 10), (141, 7), (5, 10), (1, 3)])
+def test_first_true_finds_the_first_index_with_fewer_tests(n, stride):
+    asked = []
+
+    def at_least(first):
+        def test(index):
+            asked.extend(index.tolist())
+            return index >= first
+
+        return test
+
+    for first in range(n):  # every place the test could start to hold
+        asked.clear()
+        assert first_true(at_least(first), n, stride) == first
+        assert len(asked) <= -(-n // stride) + stride  # coarse pass, then one stride of fine ones
+    assert first_true(at_least(n), n, stride) is None  # never holds
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,8 @@ class MeshSDF:
     Exact distances, winding-number signs; the AABB tree is built once, here. Triangles longer than
     a tenth of the mesh's size are split first (the surface does not move): the fast winding
     number's far-field expansion then applies to more of space (3.5x faster on a 1000-triangle mug).
+    The winding number's hierarchy is built once too (libigl's ``FastWindingNumberBVH``): the grasp
+    search asks thousands of small batches, and rebuilding it per call was most of their cost.
     """
 
     def __init__(self, mesh: trimesh.Trimesh):
@@ -40,12 +42,13 @@ class MeshSDF:
         self.faces = np.ascontiguousarray(faces, dtype=np.int64)
         self._tree = igl.AABB()
         self._tree.init(self.vertices, self.faces)
+        self._winding = igl.FastWindingNumberBVH()
+        self._winding.init(self.vertices, self.faces)
 
     def winding_number(self, points: np.ndarray) -> np.ndarray:
         """(N, 3) float64 -> (N,) generalised winding numbers (1 inside a closed outward mesh, 0 outside)."""
-        import igl
-
-        return igl.fast_winding_number(self.vertices, self.faces, np.ascontiguousarray(points, dtype=np.float64))
+        # accuracy 2: libigl's default, the same numbers as igl.fast_winding_number(V, F, Q)
+        return self._winding.winding_number(np.ascontiguousarray(points, dtype=np.float64), 2.0)
 
     def distance(self, points: np.ndarray) -> np.ndarray:
         """(N, 3) float64 -> (N,) unsigned distance to the nearest triangle."""
