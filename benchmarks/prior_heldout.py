@@ -6,7 +6,10 @@ noise fixed per batch (``Denoiser.heldout_losses``, as in training's validation)
 - ``cond`` / ``uncond``: epsilon MSE with the category and with the null class;
 - ``wrong_hand``: with the category, but each sample's hand condition taken from another sample
   (the diagnosis's test: a prior that ignores the hand scores the same as ``cond``);
-- ``hand_gain``: wrong_hand / cond (1 = the hand is ignored; higher = the hand matters).
+- ``hand_gain``: wrong_hand / cond (1 = the hand is ignored; higher = the hand matters);
+- ``x0_high_t``: the one-step denoised x0's MSE at t >= 0.75 with the category, the error of what the
+  x0 distillation pulls the fit towards (``prior.weighting`` x0): the all-t loss ranks the v2 and v3
+  checkpoints opposite to their fits (docs/prior.md).
 
 Usage: benchmarks/prior_heldout.py --data DIR [--checkpoint A.safetensors B.safetensors ...]
 [--heldout first|last] [--batches 16]. Last line: one JSON object keyed by checkpoint file name.
@@ -21,7 +24,7 @@ from pathlib import Path
 import torch
 
 from hoirecon.data.prior_shards import ShardStream, read_index, split_heldout
-from hoirecon.priors.diffusion import DEFAULT_CHECKPOINT, load_checkpoint
+from hoirecon.priors.diffusion import DEFAULT_CHECKPOINT, HIGH_T, load_checkpoint
 
 
 def batches(data: Path, which: str, val_shards: int, n: int, size: int = 32):
@@ -40,7 +43,7 @@ def batches(data: Path, which: str, val_shards: int, n: int, size: int = 32):
 @torch.no_grad()
 def scores(checkpoint: Path, data: Path, which: str, val_shards: int, n: int) -> dict[str, float]:
     model, _ = load_checkpoint(checkpoint)
-    totals = {"cond": 0.0, "uncond": 0.0, "wrong_hand": 0.0}
+    totals = {"cond": 0.0, "uncond": 0.0, "wrong_hand": 0.0, "x0_high_t": 0.0}
     count = 0
     for k, (target, condition, categories) in enumerate(batches(data, which, val_shards, n)):
         ids = model.class_ids(categories, warn=False)
@@ -49,6 +52,7 @@ def scores(checkpoint: Path, data: Path, which: str, val_shards: int, n: int) ->
         totals["cond"] += float(cond.sum())
         totals["uncond"] += float(uncond.sum())
         totals["wrong_hand"] += float(wrong.sum())
+        totals["x0_high_t"] += float(model.heldout_losses(target, condition, ids, seed=k, t_min=HIGH_T, x0=True)[0].sum())
         count += len(target)
     out = {key: value / count for key, value in totals.items()}
     out["hand_gain"] = out["wrong_hand"] / out["cond"]
@@ -69,9 +73,12 @@ def main() -> None:
         for c in args.checkpoint
     }
     print(f"held-out ({args.heldout} {args.val_shards} shards of {args.data}), {args.batches} x 32 samples")
-    print(f"{'checkpoint':<40}{'cond':>10}{'uncond':>10}{'wrong hand':>12}{'hand gain':>11}")
+    print(f"{'checkpoint':<40}{'cond':>10}{'uncond':>10}{'wrong hand':>12}{'hand gain':>11}{'x0 high t':>11}")
     for name, r in rows.items():
-        print(f"{name:<40}{r['cond']:>10.4f}{r['uncond']:>10.4f}{r['wrong_hand']:>12.4f}{r['hand_gain']:>11.3f}")
+        print(
+            f"{name:<40}{r['cond']:>10.4f}{r['uncond']:>10.4f}{r['wrong_hand']:>12.4f}{r['hand_gain']:>11.3f}"
+            f"{r['x0_high_t']:>11.4f}"
+        )
     print(json.dumps({name: {k: round(v, 5) for k, v in r.items()} for name, r in rows.items()}))
 
 

@@ -210,6 +210,9 @@ class PriorTrainSection:
     p_uncond: float = ranged(0.2, at_least=0, at_most=1)
     #: Probability of dropping the hand condition (guidance on the hand, ``prior.hand_scale``).
     p_no_hand: float = ranged(0.1, at_least=0, at_most=1)
+    #: Smallest training timestep, a fraction of the schedule: 0 trains every t; the x0 distillation
+    #: only asks the prior at t >= 0.75 (``prior.t_min``), so a fine-tune can spend the network there.
+    t_min: float = ranged(0.0, at_least=0, below=1)
     #: A prior checkpoint (.safetensors) whose weights start the training (its network must match the
     #: run's ``network:``); empty: random weights. To continue on new data across sessions.
     init_from: str = ""

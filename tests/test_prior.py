@@ -48,6 +48,46 @@ def test_heldout_losses_are_reproducible_and_null_means_unconditional():
     torch.testing.assert_close(cond[0], ((eps[0] - noise[0]) ** 2).mean())
 
 
+def test_heldout_losses_keep_to_high_t_and_convert_to_x0():
+    torch.manual_seed(0)
+    model = Denoiser(TINY)
+    target, condition, ids = batch()
+    eps_mse, _ = model.heldout_losses(target, condition, ids, seed=3, t_min=0.75)
+    x0_mse, _ = model.heldout_losses(target, condition, ids, seed=3, t_min=0.75, x0=True)
+    # by hand: the same draws from [75, 100); x0_hat = (x_t - sqrt(1 - abar) eps_hat) / sqrt(abar)
+    gen = torch.Generator().manual_seed(3)
+    t = torch.randint(75, 100, (4,), generator=gen)
+    noise = torch.randn(target.shape, generator=gen)
+    x_t = model.add_noise(target, noise, t)
+    with torch.no_grad():
+        eps = model(x_t, condition, t, ids)
+    abar = model.abar(t)
+    x0_hat = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+    torch.testing.assert_close(eps_mse, ((eps - noise) ** 2).mean(dim=(1, 2, 3)))
+    torch.testing.assert_close(x0_mse, ((x0_hat - target) ** 2).mean(dim=(1, 2, 3)), rtol=1e-4, atol=1e-6)
+
+
+def test_training_t_min_draws_only_high_timesteps(monkeypatch):
+    model = Denoiser(TINY)
+    target, condition, ids = batch()
+    seen = []
+    real = model.raw
+
+    def spy(x_t, cond, t, class_ids):
+        seen.append(t.clone())
+        return real(x_t, cond, t, class_ids)
+
+    monkeypatch.setattr(model, "raw", spy)
+    with torch.no_grad():
+        for k in range(20):
+            model.training_loss(target, condition, ids, 0.0, torch.Generator().manual_seed(k), t_min=0.75)
+        low = torch.cat(seen).min()
+        seen.clear()
+        for k in range(20):
+            model.training_loss(target, condition, ids, 0.0, torch.Generator().manual_seed(k))
+    assert low >= 75 and torch.cat(seen).min() < 75
+
+
 @pytest.mark.slow  # 60 training steps of the denoiser
 @pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
 def test_training_steps_lower_the_loss(prediction_type):

@@ -36,6 +36,11 @@ DEFAULT_CHECKPOINT = DEFAULT_PRIOR_CHECKPOINT
 FORMAT_VERSION = 1
 
 
+#: The smallest timestep fraction the x0 distillation asks the prior about (``prior.t_min``): where
+#: the diagnosis found its push aligned with the truth. Training validates there too (docs/prior.md).
+HIGH_T = 0.75
+
+
 @dataclass
 class NetworkConfig:
     """Shape of the denoiser; saved in every checkpoint."""
@@ -171,13 +176,15 @@ class Denoiser(nn.Module):
         p_uncond: float = 0.2,
         generator: torch.Generator | None = None,
         p_no_hand: float = 0.0,
+        t_min: float = 0.0,
     ) -> torch.Tensor:
-        """MSE of the UNet's target (v or epsilon) at random timesteps; the category is dropped with
-        probability ``p_uncond``, the hand condition (``channels.no_hand``) with ``p_no_hand`` (what
-        guidance on the hand, ``guided_noise(hand_scale=...)``, needs)."""
+        """MSE of the UNet's target (v or epsilon) at random timesteps in [t_min, 1) x the schedule's
+        steps; the category is dropped with probability ``p_uncond``, the hand condition
+        (``channels.no_hand``) with ``p_no_hand`` (what guidance on the hand,
+        ``guided_noise(hand_scale=...)``, needs)."""
         b = target.shape[0]
         device = target.device
-        t = torch.randint(0, self.cfg.num_train_timesteps, (b,), generator=generator).to(device)
+        t = self._timesteps(b, t_min, generator).to(device)
         noise = torch.randn(target.shape, generator=generator).to(device)
         drop = torch.rand(b, generator=generator).to(device) < p_uncond
         class_ids = torch.where(drop, torch.full_like(class_ids, self.null_class), class_ids)
@@ -190,20 +197,34 @@ class Denoiser(nn.Module):
         abar = self.abar(t)
         return torch.nn.functional.mse_loss(out, abar.sqrt() * noise - (1 - abar).sqrt() * target)
 
+    def _timesteps(self, n: int, t_min: float, generator: torch.Generator | None) -> torch.Tensor:
+        """n timesteps drawn uniformly from [t_min, 1) x the schedule's steps."""
+        steps = self.cfg.num_train_timesteps
+        return torch.randint(min(int(t_min * steps), steps - 1), steps, (n,), generator=generator)
+
     @torch.no_grad()
     def heldout_losses(
-        self, target: torch.Tensor, condition: torch.Tensor, class_ids: torch.Tensor, seed: int
+        self,
+        target: torch.Tensor,
+        condition: torch.Tensor,
+        class_ids: torch.Tensor,
+        seed: int,
+        t_min: float = 0.0,
+        x0: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample epsilon MSE (B,) with and without the category, at timesteps and noise fixed by ``seed``.
+        """Per-sample epsilon MSE (B,) with and without the category, at timesteps in [t_min, 1) and
+        noise fixed by ``seed``; ``x0``: the MSE of the one-step denoised x0_hat instead, (1 - abar) /
+        abar x the epsilon MSE: the error of the x0 distillation's target (``prior.weighting`` x0).
 
         The same draws at every call, so held-out losses are comparable across checkpoints.
         """
         gen = torch.Generator().manual_seed(seed)
-        t = torch.randint(0, self.cfg.num_train_timesteps, (len(target),), generator=gen).to(target.device)
+        t = self._timesteps(len(target), t_min, gen).to(target.device)
         noise = torch.randn(target.shape, generator=gen).to(target.device)
         x_t = self.add_noise(target, noise, t)
         cond, uncond = self.noise_with_and_without_category(x_t, condition, t, class_ids)
-        return ((cond - noise) ** 2).mean(dim=(1, 2, 3)), ((uncond - noise) ** 2).mean(dim=(1, 2, 3))
+        scale = ((1 - self.abar(t)) / self.abar(t)).view(-1) if x0 else 1.0
+        return scale * ((cond - noise) ** 2).mean(dim=(1, 2, 3)), scale * ((uncond - noise) ** 2).mean(dim=(1, 2, 3))
 
     def noise_with_and_without_category(
         self, x_t: torch.Tensor, condition: torch.Tensor, t: torch.Tensor, class_ids: torch.Tensor
@@ -353,7 +374,7 @@ class DiffusionPrior(nn.Module):
         #: fighting the masks (docs/prior.md).
         weight: Any = 2.0e-3
         #: Smallest timestep fraction (below 1: t is drawn from [t_min, t_max) x the schedule's steps).
-        t_min: float = ranged(0.75, at_least=0, below=1)
+        t_min: float = ranged(HIGH_T, at_least=0, below=1)
         #: "x0": the gradient is x0 - x0_hat, the one-step denoised render's pull (w(t) =
         #: sqrt((1 - abar) / abar)), at high t only (t_min 0.75, t_max 0.98 -> 0.9), where the
         #: diagnosis found the push aligned with the truth; on the narrow-arc ablation it raised F@5

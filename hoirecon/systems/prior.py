@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from hoirecon.data.prior_shards import ShardStream, read_index, split_heldout
 from hoirecon.dataclass_config import make_config
 from hoirecon.errors import ConfigError, DataError
-from hoirecon.priors.diffusion import Denoiser, NetworkConfig, load_checkpoint, save_checkpoint
+from hoirecon.priors.diffusion import HIGH_T, Denoiser, NetworkConfig, load_checkpoint, save_checkpoint
 from hoirecon.schema import PriorDataSection, PriorTrainSection
 
 
@@ -101,7 +101,12 @@ class PriorSystem(L.LightningModule):
         target, condition, categories = batch
         ids = self.model.class_ids(categories, warn=False)
         loss = self.model.training_loss(
-            target, condition, ids, p_uncond=self.train_cfg.p_uncond, p_no_hand=self.train_cfg.p_no_hand
+            target,
+            condition,
+            ids,
+            p_uncond=self.train_cfg.p_uncond,
+            p_no_hand=self.train_cfg.p_no_hand,
+            t_min=self.train_cfg.t_min,
         )
         self.log("train/loss", loss, prog_bar=True, batch_size=len(target))
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=len(target))
@@ -118,6 +123,9 @@ class PriorSystem(L.LightningModule):
         cond, uncond = (x.mean() for x in model.heldout_losses(target, condition, ids, seed=batch_idx))
         self.log("val/loss_cond", cond, sync_dist=True, batch_size=len(target))
         self.log("val/loss_uncond", uncond, sync_dist=True, batch_size=len(target))
+        # what the x0 distillation uses: the one-step x0's error at high t (docs/prior.md)
+        x0_high, _ = model.heldout_losses(target, condition, ids, seed=batch_idx, t_min=HIGH_T, x0=True)
+        self.log("val/x0_high_t", x0_high.mean(), sync_dist=True, batch_size=len(target))
         every = self.train_cfg.sample_every_n_steps
         if batch_idx == 0 and every and self.global_step % every < self.train_cfg.val_every_n_steps:
             self._log_samples(target[:4], condition[:4], ids[:4])
