@@ -52,7 +52,8 @@ def scores(checkpoint: Path, data: Path, which: str, val_shards: int, n: int) ->
         totals["cond"] += float(cond.sum())
         totals["uncond"] += float(uncond.sum())
         totals["wrong_hand"] += float(wrong.sum())
-        totals["x0_high_t"] += float(model.heldout_losses(target, condition, ids, seed=k, t_min=HIGH_T, x0=True)[0].sum())
+        x0_high, _ = model.heldout_losses(target, condition, ids, seed=k, t_min=HIGH_T, x0=True)
+        totals["x0_high_t"] += float(x0_high.sum())
         count += len(target)
     out = {key: value / count for key, value in totals.items()}
     out["hand_gain"] = out["wrong_hand"] / out["cond"]
