@@ -225,3 +225,28 @@ def test_train_prior_on_two_nodes(tmp_path):
     assert reports[0]["weights"] == reports[1]["weights"]
     assert reports[0]["checkpoint"] == str(run / "prior.safetensors") and reports[1]["checkpoint"] == "None"
     assert load_checkpoint(run / "prior.safetensors")[1]["steps"] == 2
+
+
+def test_train_t_min_reaches_the_training_loss(monkeypatch):
+    from types import SimpleNamespace
+
+    from hoirecon.priors.diffusion import NetworkConfig
+    from hoirecon.schema import PriorTrainSection
+    from hoirecon.systems.prior import PriorSystem
+
+    net = NetworkConfig(16, [16, 32], ["DownBlock2D", "AttnDownBlock2D"], norm_num_groups=8)
+    system = PriorSystem(net, PriorTrainSection(t_min=0.9, ema_decay=0.0))
+    drawn = []
+    real = system.model.raw
+
+    def spy(x_t, condition, t, class_ids):
+        drawn.append(t.clone())
+        return real(x_t, condition, t, class_ids)
+
+    monkeypatch.setattr(system.model, "raw", spy)
+    monkeypatch.setattr(system, "log", lambda *a, **k: None)
+    monkeypatch.setattr(system, "optimizers", lambda: SimpleNamespace(param_groups=[{"lr": 0.0}]))
+    target, condition = torch.zeros(8, 5, 16, 16), torch.zeros(8, 7, 16, 16)
+    system.training_step((target, condition, ["mug"] * 8), 0)
+    steps = system.model.cfg.num_train_timesteps
+    assert int(torch.cat(drawn).min()) >= int(0.9 * steps)
