@@ -150,10 +150,22 @@ class FitScene(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The prior's inputs from a random view around the hand and the object: object channels
         (1, 5, R, R) with gradients, and the hand condition (1, 7, R, R) without (docs/fit.md, section
-        "Prior hook"). The view is framed on the hand and the object's solid
-        (``hoirecon.priors.novel_view``), as the prior's training views are on the true ones, and
-        is at least ``unseen_angle_deg`` away from every input camera. The solid's box is found
-        anew, or at a fit's ``step`` as found at most ``OBJECT_BOX_EVERY`` steps before."""
+        "Prior hook"): ``prior_inputs`` at ``novel_camera``."""
+        T_cam_from_hand, K = self.novel_camera(frame, resolution, generator, unseen_angle_deg, step)
+        return self.prior_inputs(frame, T_cam_from_hand, K, resolution, step)
+
+    def novel_camera(
+        self,
+        frame: int,
+        resolution: int,
+        generator: torch.Generator,
+        unseen_angle_deg: float = 0.0,
+        step: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random view (T_cam_from_hand (1, 4, 4), K (1, 3, 3)) framed on the hand and the object's
+        solid (``hoirecon.priors.novel_view``), as the prior's training views are on the true ones,
+        at least ``unseen_angle_deg`` away from every input camera. The solid's box is found anew, or
+        at a fit's ``step`` as found at most ``OBJECT_BOX_EVERY`` steps before."""
         frames = self.frame_index(frame)
         poses = self.poses(frames)
         like = poses["K"]  # views are drawn on the generator's device (the CPU), then moved
@@ -170,15 +182,25 @@ class FitScene(nn.Module):
         T_cam_from_hand, K = framed_novel_view(
             points, resolution, generator, avoid=avoid, min_angle_deg=unseen_angle_deg
         )
-        T_cam_from_hand, K = T_cam_from_hand[None].to(like), K[None].to(like)
+        return T_cam_from_hand[None].to(like), K[None].to(like)
+
+    def prior_inputs(
+        self, frame: int, T_cam_from_hand: torch.Tensor, K: torch.Tensor, resolution: int, step: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Object channels (1, 5, R, R) with gradients and the hand condition (1, 7, R, R) without,
+        seen by the camera T_cam_from_hand (1, 4, 4), K (1, 3, 3) at ``frame``'s hand and pose."""
+        frames = self.frame_index(frame)
+        poses = self.poses(frames)
         with torch.no_grad():
-            code = self.hand_model.vertex_code[None].to(like.dtype)
+            hand = self.hands(frames)
+            lo, hi = self.object_box(K.dtype, K.device) if step is None else self.view_box_at(step)
+            code = self.hand_model.vertex_code[None].to(K.dtype)
             h = rasterize(
                 hand.vertices, hand.faces, K, T_cam_from_hand, image_size=(resolution, resolution), attributes=code
             )
             z_ref = reference_depth(h.mask, h.depth, T_cam_from_hand[:, 2, 3])
             condition = hand_channels(h.mask, h.normal, h.depth, h.attributes, z_ref)
-        pixels = pixel_grid(resolution, resolution).to(like)[None]
+        pixels = pixel_grid(resolution, resolution).to(K)[None]
         T_cam_from_obj = T_cam_from_hand @ poses["T_hand_from_obj"]
         # only rays that meet the solid's box (with a margin for the soft density) are rendered; the
         # others are background (half the pixels or more in a framed view)
