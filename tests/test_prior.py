@@ -355,3 +355,12 @@ def test_x0_weighting_pulls_towards_the_one_step_denoised_render(tmp_path):
     assert torch.allclose(x0.grad, 0.002 * (target - x0_hat), atol=1e-6)
     with pytest.raises(ConfigError, match="'weighting'.*one of sds, x0"):
         build("prior", {**spec, "weighting": "v"})
+    # prior.channel_weights scales the pull per channel group: mask, normal (3 channels), depth
+    weighted = build("prior", {**spec, "channel_weights": [0.0, 1.0, 0.5]})
+    x0.grad = None
+    weighted.generator.manual_seed(7)
+    weighted.sds_loss(x0, condition, ["mug", "bottle"], step=0).backward()
+    scale = torch.tensor([0.0, 1.0, 1.0, 1.0, 0.5]).view(1, 5, 1, 1)
+    assert torch.allclose(x0.grad, scale * (target - x0_hat), atol=1e-4)
+    with pytest.raises(ConfigError, match="prior.channel_weights"):
+        build("prior", {**spec, "channel_weights": [1.0, 1.0]})

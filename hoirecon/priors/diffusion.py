@@ -384,6 +384,10 @@ class DiffusionPrior(nn.Module):
         #: Largest timestep fraction: [from, to] over the fit's run (DiffHOI anneals 0.98 -> 0.5), or
         #: a number, or a [start_step, v0, v1, end_step] schedule in steps.
         t_max: Any = field(default_factory=lambda: [0.98, 0.9])
+        #: Weights of the pull on the object's [mask, normal, depth] channels (the three normal
+        #: channels share one). The probe on fit renders found the normals' pull the best aligned
+        #: with the truth and the mask's the one that thickens flat objects (docs/prior.md).
+        channel_weights: list = field(default_factory=lambda: [1.0, 1.0, 1.0])
         seed: int = ranged(0, at_least=0)
 
     active = True
@@ -409,6 +413,14 @@ class DiffusionPrior(nn.Module):
                 f"prior.t_max goes down to {lowest:g}, not above prior.t_min {cfg.t_min:g}",
                 hint="set prior.t_min below it (DiffHOI's SDS: t_min 0.02 with t_max [0.98, 0.5])",
             )
+        weights = [float(w) for w in cfg.channel_weights]
+        if len(weights) != 3 or min(weights) < 0:
+            raise ConfigError(
+                f"prior.channel_weights: needs 3 weights >= 0 (mask, normal, depth), got {list(cfg.channel_weights)}"
+            )
+        mask, normal, depth = weights
+        # (1, 5, 1, 1) over OBJECT_CHANNELS (mask, normal x, y, z, depth); not a buffer: no state
+        self.channel_weights = torch.tensor([mask, normal, normal, normal, depth]).view(1, 5, 1, 1)
         self.generator = torch.Generator().manual_seed(cfg.seed)
 
     def on_step(self, step: int, max_steps: int) -> None:
@@ -441,6 +453,6 @@ class DiffusionPrior(nn.Module):
         )
         abar = self.model.abar(t)
         w_t = (1 - abar).sqrt() * (abar.sqrt() if self.cfg.weighting == "sds" else 1 / abar.sqrt())
-        grad = self.weight(step) * w_t * (eps - noise)
+        grad = self.weight(step) * w_t * (eps - noise) * self.channel_weights.to(x0)
         target = (x0 - grad).detach()
         return 0.5 * ((x0 - target) ** 2).sum()  # d/dx0 = grad
