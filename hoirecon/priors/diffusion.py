@@ -386,7 +386,7 @@ class DiffusionPrior(nn.Module):
         t_max: Any = field(default_factory=lambda: [0.98, 0.9])
         #: Weights of the pull on the object's [mask, normal, depth] channels (the three normal
         #: channels share one). The probe on fit renders found the normals' pull the best aligned
-        #: with the truth and the mask's the one that thickens flat objects (docs/prior.md).
+        #: with the truth, the depth's the least (docs/prior.md).
         channel_weights: list = field(default_factory=lambda: [1.0, 1.0, 1.0])
         seed: int = ranged(0, at_least=0)
 
