@@ -61,8 +61,7 @@ def views(run_dir: Path, n: int, resolution: int, unseen_angle: float, seed: int
     out = []
     for k in range(n):
         frame = k * scene.n_frames // n
-        T_cam_from_hand, K = scene.novel_camera(frame, resolution, generator, unseen_angle)
-        x, condition = scene.prior_inputs(frame, T_cam_from_hand, K, resolution)
+        view = scene.novel_view(frame, resolution, generator, unseen_angle)
         hand = scene.hands(scene.frame_index(frame))
         T_hand_from_obj = torch.as_tensor(np.asarray(gt.T_hand_from_obj[frame]), dtype=torch.float32)
         obj = transform_points(T_hand_from_obj, torch.as_tensor(np.asarray(gt.object_vertices), dtype=torch.float32))
@@ -72,11 +71,11 @@ def views(run_dir: Path, n: int, resolution: int, unseen_angle: float, seed: int
             scene.hand_model.vertex_code.float(),
             obj,
             faces,
-            T_cam_from_hand,
-            K[:, 0, 0] / resolution,
+            view.T_cam_from_hand,
+            view.K[:, 0, 0] / resolution,
             resolution,
         )
-        out.append((x.detach(), x_gt, condition, parts.category))
+        out.append((view.target.detach(), x_gt, view.condition, parts.category))
     return out
 
 

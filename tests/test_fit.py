@@ -233,10 +233,23 @@ def test_novel_view_renders_only_rays_that_meet_the_object(clip_dir, tmp_path, m
         return torch.ones(pixels.shape[:2], dtype=torch.bool)
 
     monkeypatch.setattr(scene_module, "rays_hit_box", every_ray)
-    full = scene.novel_view(0, 16, torch.Generator().manual_seed(2))[0].detach()
+    full = scene.novel_view(0, 16, torch.Generator().manual_seed(2)).target.detach()
     alpha = (full[0, 0].reshape(-1) + 1) / 2
     assert (alpha > 0.5).any() and not hits[0].all()  # the object is in view, and rays are skipped
     assert alpha[~hits[0]].max() < 1e-3
+
+
+def test_a_novel_view_returns_the_camera_it_was_rendered_from(clip_dir, tmp_path):
+    """benchmarks/prior_fit_probe.py renders the truth at the view's camera: it must be the one used."""
+    from hoirecon.render.raster import rasterize
+
+    scene = _parts(clip_dir, tmp_path).scene
+    view = scene.novel_view(0, 16, torch.Generator().manual_seed(4))
+    hand = scene.hands(scene.frame_index(0))
+    again = rasterize(hand.vertices, hand.faces, view.K, view.T_cam_from_hand, image_size=(16, 16))
+    assert view.T_cam_from_hand.shape == (1, 4, 4) and view.K.shape == (1, 3, 3)
+    assert (again.mask > 0.5).any()
+    torch.testing.assert_close(view.condition[:, 0], 2 * again.mask.clamp(0, 1) - 1)
 
 
 def test_the_box_framing_novel_views_is_found_every_16_steps(clip_dir, tmp_path):
@@ -292,7 +305,7 @@ def test_unseen_angle_setting_reaches_the_novel_views(clip_dir, tmp_path, monkey
             "guidance.max_beta=0", f"guidance.unseen_angle_deg={angle}",
         )  # fmt: skip
         parts.system.follow_step(0)
-        views[angle] = parts.scene.novel_view(0, 16, torch.Generator().manual_seed(3), angle)[1]
+        views[angle] = parts.scene.novel_view(0, 16, torch.Generator().manual_seed(3), angle).condition
         parts.system.objective(parts.scene, generator=torch.Generator().manual_seed(3))
     assert seen[0]["avoid"] is None and seen[1]["avoid"] is None  # angle 0: any view
     assert seen[2]["min_angle_deg"] == 120.0 and len(seen[2]["avoid"]) == parts.scene.n_frames

@@ -150,10 +150,10 @@ class FitObjective(nn.Module):
         if w["penetration"] or w["contact"]:
             terms.update(grasp_terms(scene, frames, w["penetration"], w["contact"], self.penetration_moves))
         if self._guidance_due(step) and w["sds"] and self._beta_ready(scene, step):
-            target, condition = scene.novel_view(
+            view = scene.novel_view(
                 int(frames[0]), self.prior.resolution, generator, self.guidance.unseen_angle_deg, step
             )
-            terms["sds"] = w["sds"] * self.prior.sds_loss(target, condition, self.categories, step)
+            terms["sds"] = w["sds"] * self.prior.sds_loss(view.target, view.condition, self.categories, step)
         terms["loss"] = sum(terms.values())
         terms["beta"] = torch.as_tensor(scene.renderer.density_scale())
         return terms

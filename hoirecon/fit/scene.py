@@ -38,15 +38,14 @@ class RayRender:
 
 
 @dataclass
-class _ViewScene:
-    """What a prior view of one frame sees: the object pose T_hand_from_obj (1, 4, 4) with gradients,
-    the posed hand (1, V, 3), (F, 3) and the object solid's box lo, hi (3,), object frame."""
+class PriorView:
+    """What the prior sees from one novel view: object channels (1, 5, R, R) with gradients, the hand
+    condition (1, 7, R, R), and the camera, T_cam_from_hand (1, 4, 4) and K (1, 3, 3)."""
 
-    T_hand_from_obj: torch.Tensor
-    hand_vertices: torch.Tensor
-    hand_faces: torch.Tensor
-    lo: torch.Tensor
-    hi: torch.Tensor
+    target: torch.Tensor
+    condition: torch.Tensor
+    T_cam_from_hand: torch.Tensor
+    K: torch.Tensor
 
 
 #: Cells per side of the grid that finds the object's current solid (its box frames novel views).
@@ -159,51 +158,21 @@ class FitScene(nn.Module):
         generator: torch.Generator,
         unseen_angle_deg: float = 0.0,
         step: int | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> PriorView:
         """The prior's inputs from a random view around the hand and the object: object channels
-        (1, 5, R, R) with gradients, and the hand condition (1, 7, R, R) without (docs/fit.md, section
-        "Prior hook"): ``prior_inputs`` at ``novel_camera``, the hand posed once for both."""
-        view = self._view_scene(frame, step)
-        T_cam_from_hand, K = self._draw_camera(view, resolution, generator, unseen_angle_deg)
-        return self._render_prior_inputs(view, T_cam_from_hand, K, resolution)
-
-    def novel_camera(
-        self,
-        frame: int,
-        resolution: int,
-        generator: torch.Generator,
-        unseen_angle_deg: float = 0.0,
-        step: int | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random view (T_cam_from_hand (1, 4, 4), K (1, 3, 3)) framed on the hand and the object's
-        solid (``hoirecon.priors.novel_view``), as the prior's training views are on the true ones,
-        at least ``unseen_angle_deg`` away from every input camera. The solid's box is found anew, or
-        at a fit's ``step`` as found at most ``OBJECT_BOX_EVERY`` steps before."""
-        return self._draw_camera(self._view_scene(frame, step), resolution, generator, unseen_angle_deg)
-
-    def prior_inputs(
-        self, frame: int, T_cam_from_hand: torch.Tensor, K: torch.Tensor, resolution: int, step: int | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Object channels (1, 5, R, R) with gradients and the hand condition (1, 7, R, R) without,
-        seen by the camera T_cam_from_hand (1, 4, 4), K (1, 3, 3) at ``frame``'s hand and pose."""
-        return self._render_prior_inputs(self._view_scene(frame, step), T_cam_from_hand, K, resolution)
-
-    def _view_scene(self, frame: int, step: int | None) -> _ViewScene:
+        (1, 5, R, R) with gradients, the hand condition (1, 7, R, R) without, and the view's camera
+        (docs/fit.md, section "Prior hook"). The view is framed on the hand and the object's solid
+        (``hoirecon.priors.novel_view``), as the prior's training views are on the true ones, and
+        is at least ``unseen_angle_deg`` away from every input camera. The solid's box is found
+        anew, or at a fit's ``step`` as found at most ``OBJECT_BOX_EVERY`` steps before."""
         frames = self.frame_index(frame)
         poses = self.poses(frames)
-        like = poses["K"]
+        like = poses["K"]  # views are drawn on the generator's device (the CPU), then moved
         with torch.no_grad():
             hand = self.hands(frames)
             lo, hi = self.object_box(like.dtype, like.device) if step is None else self.view_box_at(step)
-        return _ViewScene(poses["T_hand_from_obj"], hand.vertices, hand.faces, lo, hi)
-
-    def _draw_camera(
-        self, view: _ViewScene, resolution: int, generator: torch.Generator, unseen_angle_deg: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        like = view.T_hand_from_obj  # views are drawn on the generator's device (the CPU), then moved
-        with torch.no_grad():
-            box_in_hand = transform_points(view.T_hand_from_obj[0], box_corners(view.lo, view.hi))
-            points = torch.cat([view.hand_vertices[0], box_in_hand])
+            box_in_hand = transform_points(poses["T_hand_from_obj"][0], box_corners(lo, hi))
+            points = torch.cat([hand.vertices[0], box_in_hand])
         avoid = None
         if unseen_angle_deg > 0:
             with torch.no_grad():
@@ -212,26 +181,16 @@ class FitScene(nn.Module):
         T_cam_from_hand, K = framed_novel_view(
             points, resolution, generator, avoid=avoid, min_angle_deg=unseen_angle_deg
         )
-        return T_cam_from_hand[None].to(like), K[None].to(like)
-
-    def _render_prior_inputs(
-        self, view: _ViewScene, T_cam_from_hand: torch.Tensor, K: torch.Tensor, resolution: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        lo, hi = view.lo, view.hi
+        T_cam_from_hand, K = T_cam_from_hand[None].to(like), K[None].to(like)
         with torch.no_grad():
-            code = self.hand_model.vertex_code[None].to(K.dtype)
+            code = self.hand_model.vertex_code[None].to(like.dtype)
             h = rasterize(
-                view.hand_vertices,
-                view.hand_faces,
-                K,
-                T_cam_from_hand,
-                image_size=(resolution, resolution),
-                attributes=code,
+                hand.vertices, hand.faces, K, T_cam_from_hand, image_size=(resolution, resolution), attributes=code
             )
             z_ref = reference_depth(h.mask, h.depth, T_cam_from_hand[:, 2, 3])
             condition = hand_channels(h.mask, h.normal, h.depth, h.attributes, z_ref)
-        pixels = pixel_grid(resolution, resolution).to(K)[None]
-        T_cam_from_obj = T_cam_from_hand @ view.T_hand_from_obj
+        pixels = pixel_grid(resolution, resolution).to(like)[None]
+        T_cam_from_obj = T_cam_from_hand @ poses["T_hand_from_obj"]
         # only rays that meet the solid's box (with a margin for the soft density) are rendered; the
         # others are background (half the pixels or more in a framed view)
         margin = 5 * float(self.renderer.density_scale()) + 2 * float(self.sdf.bound) / OBJECT_BOX_CELLS
@@ -250,7 +209,7 @@ class FitScene(nn.Module):
         normal = torch.nn.functional.normalize(normal, dim=-1)
         shape = (1, resolution, resolution)
         target = object_channels(alpha.reshape(shape), normal.reshape(*shape, 3), depth.reshape(shape), z_ref)
-        return target, condition
+        return PriorView(target, condition, T_cam_from_hand, K)
 
     @torch.no_grad()
     def view_box_at(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
