@@ -8,8 +8,9 @@ noise fixed per batch (``Denoiser.heldout_losses``, as in training's validation)
   (the diagnosis's test: a prior that ignores the hand scores the same as ``cond``);
 - ``hand_gain``: wrong_hand / cond (1 = the hand is ignored; higher = the hand matters);
 - ``x0_high_t``: the one-step denoised x0's MSE at t >= 0.75 with the category, the error of what the
-  x0 distillation pulls the fit towards (``prior.weighting`` x0): the all-t loss ranks the v2 and v3
-  checkpoints opposite to their fits (docs/prior.md).
+  x0 distillation pulls the fit towards (``prior.weighting`` x0). Like the all-t loss it ranks v3 above
+  v2, whose fits were no worse: neither predicts fits at small differences; the probe on fit renders
+  (``prior_fit_probe.py``) is closer (docs/benchmarks.md, "The distillation's own measure").
 
 Usage: benchmarks/prior_heldout.py --data DIR [--checkpoint A.safetensors B.safetensors ...]
 [--heldout first|last] [--batches 16]. Last line: one JSON object keyed by checkpoint file name.
