@@ -16,18 +16,25 @@ distillation adds to a fit's gradient, up to its weight):
 - ``grow``: the pull's change of the mask area, pixels (positive: it grows the object), beside
   ``need``: x_gt's area minus x's.
 
+``--pulls`` asks where the pull's sense comes from: the same expectation with the hand and/or the
+category taken away from the prior's inputs (``no-hand``, ``no-category``, ``unconditional``), or
+only what the hand or the category adds to it (``hand-term``, ``category-term``: the guidance terms
+alone, x0_hat with minus x0_hat without, on the same x_t).
+
 ``--picture FILE`` saves, for the first checkpoint, one row per view (up to ``--picture-rows``): hand
 mask | fit mask | true mask | fit + pull mask | fit normal | true normal | fit + pull normal (x
 component).
 
 Usage: benchmarks/prior_fit_probe.py RUN_DIR [RUN_DIR ...] [--checkpoint A B ...] [--hand-scales 1 2]
-[--views 8] [--draws 8] [--t-range 0.75 0.98] [--target-steps 1] [--picture FILE]. Last line: one JSON
-object keyed "<checkpoint>/h<hand scale>".
+[--pulls full unconditional ...] [--views 8] [--draws 8] [--t-range 0.75 0.98] [--target-steps 1]
+[--picture FILE]. Last line: one JSON object keyed "<checkpoint>/h<hand scale>" (the full pull) or
+"<checkpoint>/h<hand scale>/<pull>".
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -37,6 +44,7 @@ import torch
 
 from hoirecon.data.synth.prior_data import render_views
 from hoirecon.geometry.transforms import transform_points
+from hoirecon.priors.channels import no_hand
 from hoirecon.priors.diffusion import DEFAULT_CHECKPOINT, HIGH_T, load_checkpoint
 from hoirecon.systems.fit import load_run
 
@@ -94,20 +102,52 @@ def denoised(model, x_t, t: int, condition, ids, hand_scale: float, steps: int) 
     return x0
 
 
+#: What the pull is (``--pulls``): the target's (hand, category) inputs minus the reference
+#: subtracted from it, "x" being the fit's render itself. "full" is the distillation's pull; the
+#: others take the hand and/or category away, or keep only what one of them adds (a guidance term
+#: without the base pull: what guidance-only distillation would use).
+PULLS = {
+    "full": ((True, True), "x"),
+    "no-hand": ((False, True), "x"),
+    "no-category": ((True, False), "x"),
+    "unconditional": ((False, False), "x"),
+    "hand-term": ((True, True), (False, True)),
+    "category-term": ((True, True), (True, False)),
+}
+
+
 @torch.no_grad()
 def expected_pull(
-    model, x, condition, category: str, hand_scale: float, t_range, draws: int, seed: int, target_steps: int = 1
+    model,
+    x,
+    condition,
+    category: str,
+    hand_scale: float,
+    t_range,
+    draws: int,
+    seed: int,
+    target_steps: int = 1,
+    pull: str = "full",
 ):
-    """E[x0_target(x_t) - x] (1, 5, R, R) over draws of t in t_range (fractions) and noise."""
+    """E[target(x_t) - reference] (1, 5, R, R) over draws of t in t_range (fractions) and noise,
+    target and reference as ``PULLS[pull]`` says (the same x_t for both)."""
     gen = torch.Generator().manual_seed(seed)
     steps = model.cfg.num_train_timesteps
     ids = model.class_ids([category], warn=False)
+    inputs = {
+        (True, True): (condition, ids),
+        (False, True): (no_hand(condition), ids),
+        (True, False): (condition, torch.full_like(ids, model.null_class)),
+        (False, False): (no_hand(condition), torch.full_like(ids, model.null_class)),
+    }
+    target, reference = PULLS[pull]
     total = torch.zeros_like(x)
     for _ in range(draws):
         t = torch.randint(int(t_range[0] * steps), int(t_range[1] * steps), (1,), generator=gen)
         noise = torch.randn(x.shape, generator=gen)
         x_t = model.add_noise(x, noise, t)
-        total += denoised(model, x_t, int(t), condition, ids, hand_scale, target_steps) - x
+        total += denoised(model, x_t, int(t), *inputs[target], hand_scale, target_steps)
+        total -= x if reference == "x" else denoised(model, x_t, int(t), *inputs[reference], hand_scale, target_steps)
     return total / draws
 
 
@@ -116,6 +156,9 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="finished fit run folders of clips with ground truth")
     parser.add_argument("--checkpoint", nargs="+", default=[str(DEFAULT_CHECKPOINT)])
     parser.add_argument("--hand-scales", nargs="+", type=float, default=[1.0])
+    parser.add_argument(
+        "--pulls", nargs="+", default=["full"], choices=list(PULLS), help="which pull (PULLS; full: the fit's)"
+    )
     parser.add_argument("--views", type=int, default=8, help="novel views per run")
     parser.add_argument("--draws", type=int, default=8, help="(t, noise) draws per expectation")
     parser.add_argument(
@@ -138,8 +181,8 @@ def main() -> None:
     rows: dict[str, dict[str, list[float]]] = {}
     pictured: list[torch.Tensor] = []  # (1, 7, R, R) tiles per view
     for name, model in models.items():
-        for hand_scale in args.hand_scales:
-            key = f"{name}/h{hand_scale:g}"
+        for hand_scale, pull_name in itertools.product(args.hand_scales, args.pulls):
+            key = f"{name}/h{hand_scale:g}" + ("" if pull_name == "full" else f"/{pull_name}")
             scores = defaultdict(list)
             picture_this = args.picture is not None and not rows  # the first checkpoint and hand scale
             for i, (_, category, x, x_gt, condition) in enumerate(samples):
@@ -153,6 +196,7 @@ def main() -> None:
                     args.draws,
                     args.seed + i,
                     args.target_steps,
+                    pull_name,
                 )
                 truth = x_gt - x
                 scores["cos"].append(cosine(pull, truth))

@@ -270,6 +270,8 @@ def test_hand_guidance_composes_the_three_predictions():
     guided = model.guided_noise(target, condition, t, ids, scale=2.0, hand_scale=3.0)
     assert torch.allclose(guided, expected, atol=1e-5)
     assert torch.allclose(model.guided_noise(target, condition, t, ids, 1.0, 1.0), both, atol=1e-5)
+    # hand scale 0: the prior with its hand input taken away (the x0u60w2h0 ablation)
+    assert torch.allclose(model.guided_noise(target, condition, t, ids, 1.0, 0.0), without_hand, atol=1e-5)
 
 
 def test_no_hand_is_an_empty_render():
@@ -364,3 +366,39 @@ def test_x0_weighting_pulls_towards_the_one_step_denoised_render(tmp_path):
     assert torch.allclose(x0.grad, scale * (target - x0_hat), atol=1e-4)
     with pytest.raises(ConfigError, match="prior.channel_weights"):
         build("prior", {**spec, "channel_weights": [1.0, 1.0]})
+
+
+def test_the_fit_probe_pulls_take_the_inputs_they_name():
+    """benchmarks/prior_fit_probe.py --pulls: each pull's target and reference see the hand and the
+    category as named, on the same draws of (t, noise)."""
+    import importlib.util
+    from pathlib import Path
+
+    from hoirecon.priors.channels import no_hand
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/prior_fit_probe.py"
+    spec = importlib.util.spec_from_file_location("prior_fit_probe", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    torch.manual_seed(0)
+    model = Denoiser(TINY).eval()
+    x, condition, _ = batch(1)
+
+    def pull(name):
+        return probe.expected_pull(model, x, condition, "bottle", 1.0, (0.75, 0.98), 3, seed=4, pull=name)
+
+    # by hand, the unconditional pull: the same three draws, x0_hat without hand and category
+    gen, total = torch.Generator().manual_seed(4), torch.zeros_like(x)
+    null = torch.tensor([model.null_class])
+    for _ in range(3):
+        t = torch.randint(75, 98, (1,), generator=gen)
+        x_t = model.add_noise(x, torch.randn(x.shape, generator=gen), t)
+        with torch.no_grad():
+            eps = model(x_t, no_hand(condition), t, null)
+        abar = model.abar(t)
+        total += (x_t - (1 - abar).sqrt() * eps) / abar.sqrt() - x
+    torch.testing.assert_close(pull("unconditional"), total / 3, atol=1e-5, rtol=1e-4)
+    # a term is the full pull less the pull without it
+    torch.testing.assert_close(pull("hand-term"), pull("full") - pull("no-hand"), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(pull("category-term"), pull("full") - pull("no-category"), atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(pull("no-hand"), pull("no-category"), atol=1e-3)
