@@ -102,17 +102,17 @@ def denoised(model, x_t, t: int, condition, ids, hand_scale: float, steps: int) 
     return x0
 
 
-#: What the pull is (``--pulls``): the target's (hand, category) inputs minus the reference
-#: subtracted from it, "x" being the fit's render itself. "full" is the distillation's pull; the
-#: others take the hand and/or category away, or keep only what one of them adds (a guidance term
-#: without the base pull: what guidance-only distillation would use).
+#: What the pull is (``--pulls``): (what the target's x0_hat is given, what is subtracted from it:
+#: "x", the fit's render itself, or x0_hat given less). "full" is the distillation's pull; the others
+#: take the hand and/or the category away, or keep only what one of them adds (a guidance term
+#: without the base pull, as guidance-only distillation would use it).
 PULLS = {
-    "full": ((True, True), "x"),
-    "no-hand": ((False, True), "x"),
-    "no-category": ((True, False), "x"),
-    "unconditional": ((False, False), "x"),
-    "hand-term": ((True, True), (False, True)),
-    "category-term": ((True, True), (True, False)),
+    "full": ("hand+category", "x"),
+    "no-hand": ("category", "x"),
+    "no-category": ("hand", "x"),
+    "unconditional": ("nothing", "x"),
+    "hand-term": ("hand+category", "category"),
+    "category-term": ("hand+category", "hand"),
 }
 
 
@@ -134,11 +134,12 @@ def expected_pull(
     gen = torch.Generator().manual_seed(seed)
     steps = model.cfg.num_train_timesteps
     ids = model.class_ids([category], warn=False)
-    inputs = {
-        (True, True): (condition, ids),
-        (False, True): (no_hand(condition), ids),
-        (True, False): (condition, torch.full_like(ids, model.null_class)),
-        (False, False): (no_hand(condition), torch.full_like(ids, model.null_class)),
+    null = torch.full_like(ids, model.null_class)
+    inputs = {  # the prior's (condition, class) given ...
+        "hand+category": (condition, ids),
+        "category": (no_hand(condition), ids),
+        "hand": (condition, null),
+        "nothing": (no_hand(condition), null),
     }
     target, reference = PULLS[pull]
     total = torch.zeros_like(x)
