@@ -272,6 +272,8 @@ def test_hand_guidance_composes_the_three_predictions():
     assert torch.allclose(model.guided_noise(target, condition, t, ids, 1.0, 1.0), both, atol=1e-5)
     # hand scale 0: the prior with its hand input taken away (the x0u60w2h0 ablation)
     assert torch.allclose(model.guided_noise(target, condition, t, ids, 1.0, 0.0), without_hand, atol=1e-5)
+    # category scale 0: the prior with its category taken away (the x0u60w2c0 ablation)
+    assert torch.allclose(model.guided_noise(target, condition, t, ids, 0.0, 1.0), no_category, atol=1e-5)
 
 
 def test_no_hand_is_an_empty_render():
